@@ -1,0 +1,27 @@
+/*
+ * rec.c
+ *	  Module entry point of rec.so.
+ *
+ * Owns the magic block and _PG_init, which initialises every subsystem in
+ * dependency order (ground floor first). Subsystems never call each other's
+ * init functions; only this file does, so the dependency graph between the
+ * folders under src/ stays a tree.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "vector/vector.h"
+
+PG_MODULE_MAGIC;
+
+extern PGDLLEXPORT void _PG_init(void);
+
+void
+_PG_init(void)
+{
+	rec_vector_init();
+
+	MarkGUCPrefixReserved("rec");
+}
