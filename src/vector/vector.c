@@ -13,7 +13,6 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
-#include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
@@ -22,6 +21,7 @@
 #include "utils/float.h"
 
 #include "vector/vector.h"
+#include "vector/vector_text.h"
 
 RecVector *
 rec_vector_new(int dim)
@@ -80,101 +80,78 @@ check_element(float value)
 				 errmsg("infinity is not allowed in a vector")));
 }
 
-static inline bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static void
-invalid_syntax(const char *lit, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid input syntax for type vector: \"%s\"", lit),
-			 detail ? errdetail("%s", detail) : 0));
-}
-
 PG_FUNCTION_INFO_V1(rec_vector_in);
 Datum
 rec_vector_in(PG_FUNCTION_ARGS)
 {
 	char	   *lit = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	const char *p = lit;
-	float	   *buf;
-	int			cap = 16;
-	int			dim = 0;
+	int			cap;
+	int			dim;
+	const char *tok;
+	int			toklen;
 	RecVector  *result;
 
-	while (is_space(*p))
-		p++;
-	if (*p != '[')
-		invalid_syntax(lit, "Vector contents must start with \"[\".");
-	p++;
-	while (is_space(*p))
-		p++;
-	if (*p == ']')
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("a vector must have at least 1 dimension")));
+	/* Room for every element the text can hold, up to the limit. */
+	cap = Min(rec_vector_text_max_dim(lit, REC_VECTOR_MAX_DIM), REC_VECTOR_MAX_DIM);
+	result = (RecVector *) palloc(REC_VECTOR_SIZE(cap));
 
-	buf = palloc(sizeof(float) * cap);
-	for (;;)
+	switch (rec_vector_text_parse(lit, result->x, cap, REC_VECTOR_MAX_DIM,
+								  &dim, &tok, &toklen))
 	{
-		char	   *end;
-		float		value;
-
-		while (is_space(*p))
-			p++;
-		/* strtof skips leading space and takes a sign; refuse an empty element */
-		if (*p == ',' || *p == ']' || *p == '\0')
-			invalid_syntax(lit, NULL);
-		if (dim == REC_VECTOR_MAX_DIM)
+		case REC_VTEXT_OK:
+			break;
+		case REC_VTEXT_NO_BRACKET:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type vector: \"%s\"", lit),
+					 errdetail("A vector is written as numbers in square brackets, like [1,2.5,3].")));
+			break;
+		case REC_VTEXT_EMPTY:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("a vector must have at least 1 dimension")));
+			break;
+		case REC_VTEXT_SYNTAX:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type vector: \"%s\"", lit),
+					 errdetail("Elements must be numbers separated by commas, closed by \"]\".")));
+			break;
+		case REC_VTEXT_JUNK:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type vector: \"%s\"", lit),
+					 errdetail("Only white space may follow the closing \"]\".")));
+			break;
+		case REC_VTEXT_TOO_MANY:
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("a vector cannot have more than %d dimensions",
 							REC_VECTOR_MAX_DIM)));
-		errno = 0;
-		value = strtof(p, &end);
-		if (end == p)
-			invalid_syntax(lit, NULL);
-		if (errno == ERANGE && isinf(value))
+			break;
+		case REC_VTEXT_RANGE:
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("\"%.*s\" is out of range for type vector",
-							(int) (end - p), p)));
-		check_element(value);
-		if (dim == cap)
-		{
-			cap *= 2;
-			buf = repalloc(buf, sizeof(float) * cap);
-		}
-		buf[dim++] = value;
-		p = end;
-		while (is_space(*p))
-			p++;
-		if (*p == ',')
-		{
-			p++;
-			continue;
-		}
-		if (*p == ']')
-		{
-			p++;
+					 errmsg("\"%.*s\" is out of range for a vector element", toklen, tok),
+					 errdetail("Vector elements are single precision (real) numbers.")));
 			break;
-		}
-		invalid_syntax(lit, NULL);
+		case REC_VTEXT_NAN:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("NaN is not allowed in a vector")));
+			break;
+		case REC_VTEXT_INF:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("infinity is not allowed in a vector")));
+			break;
 	}
-	while (is_space(*p))
-		p++;
-	if (*p != '\0')
-		invalid_syntax(lit, "Junk after closing right bracket.");
 
 	check_typmod_dim(dim, typmod);
-	result = rec_vector_new(dim);
-	memcpy(result->x, buf, sizeof(float) * dim);
-	pfree(buf);
+	SET_VARSIZE(result, REC_VECTOR_SIZE(dim));
+	result->dim = dim;
+	result->unused = 0;
 	PG_RETURN_RECVECTOR_P(result);
 }
 
@@ -184,20 +161,9 @@ rec_vector_out(PG_FUNCTION_ARGS)
 {
 	RecVector  *v = PG_GETARG_RECVECTOR_P(0);
 	char	   *buf;
-	char	   *p;
 
-	/* "[" + elements (at most FLOAT_SHORTEST_DECIMAL_LEN - 1 each) + commas + "]" */
-	buf = palloc((size_t) v->dim * FLOAT_SHORTEST_DECIMAL_LEN + 2);
-	p = buf;
-	*p++ = '[';
-	for (int i = 0; i < v->dim; i++)
-	{
-		if (i > 0)
-			*p++ = ',';
-		p += float_to_shortest_decimal_bufn(v->x[i], p);
-	}
-	*p++ = ']';
-	*p = '\0';
+	buf = palloc(REC_VECTOR_TEXT_BUFSIZE(v->dim));
+	rec_vector_text_format(v->x, v->dim, buf);
 	PG_FREE_IF_COPY(v, 0);
 	PG_RETURN_CSTRING(buf);
 }
@@ -294,6 +260,101 @@ rec_vector_dims(PG_FUNCTION_ARGS)
 
 /* ---------- distances ---------- */
 
+/*
+ * The kernels add in single precision, as pgvector does, and are fast. With
+ * elements beyond about 1e19 a square or a sum can overflow float4 (to
+ * infinity, or to NaN when infinities of both signs meet) although the
+ * distance itself fits float8 easily; only then are these double precision
+ * loops used, so no SQL function returns infinity or a spurious NaN.
+ */
+static double
+l2sq_double(const float *a, const float *b, int n)
+{
+	double		s = 0.0;
+
+	for (int i = 0; i < n; i++)
+	{
+		double		d = (double) a[i] - (double) b[i];
+
+		s += d * d;
+	}
+	return s;
+}
+
+static double
+dot_double(const float *a, const float *b, int n)
+{
+	double		s = 0.0;
+
+	for (int i = 0; i < n; i++)
+		s += (double) a[i] * (double) b[i];
+	return s;
+}
+
+static double
+l1_double(const float *a, const float *b, int n)
+{
+	double		s = 0.0;
+
+	for (int i = 0; i < n; i++)
+		s += fabs((double) a[i] - (double) b[i]);
+	return s;
+}
+
+static inline double
+l2sq(const RecVector *a, const RecVector *b)
+{
+	float		r = rec_kernel_l2sq(a->x, b->x, a->dim);
+
+	return likely(isfinite(r)) ? (double) r : l2sq_double(a->x, b->x, a->dim);
+}
+
+static inline double
+dot(const RecVector *a, const RecVector *b)
+{
+	float		r = rec_kernel_dot(a->x, b->x, a->dim);
+
+	return likely(isfinite(r)) ? (double) r : dot_double(a->x, b->x, a->dim);
+}
+
+double
+rec_vector_cosine_distance_raw(const float *a, const float *b, int n)
+{
+	float		fab;
+	float		faa;
+	float		fbb;
+	double		ab;
+	double		aa;
+	double		bb;
+	double		sim;
+
+	rec_kernel_dot_norms(a, b, n, &fab, &faa, &fbb);
+	if (likely(isfinite(fab) && isfinite(faa) && isfinite(fbb)))
+	{
+		ab = fab;
+		aa = faa;
+		bb = fbb;
+	}
+	else
+	{
+		ab = dot_double(a, b, n);
+		aa = dot_double(a, a, n);
+		bb = dot_double(b, b, n);
+	}
+
+	/* A zero vector has no direction: the distance is undefined. */
+	if (aa == 0.0 || bb == 0.0)
+		return get_float8_nan();
+
+	sim = ab / sqrt(aa * bb);
+	/* Keep rounding error from leaving [-1, 1]. */
+	if (sim > 1.0)
+		sim = 1.0;
+	else if (sim < -1.0)
+		sim = -1.0;
+	return 1.0 - sim;
+}
+
 PG_FUNCTION_INFO_V1(rec_vector_l2_distance);
 Datum
 rec_vector_l2_distance(PG_FUNCTION_ARGS)
@@ -302,7 +363,7 @@ rec_vector_l2_distance(PG_FUNCTION_ARGS)
 	RecVector  *b = PG_GETARG_RECVECTOR_P(1);
 
 	rec_vector_check_same_dim(a, b);
-	PG_RETURN_FLOAT8(sqrt((double) rec_kernel_l2sq(a->x, b->x, a->dim)));
+	PG_RETURN_FLOAT8(sqrt(l2sq(a, b)));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_l2_squared_distance);
@@ -313,7 +374,7 @@ rec_vector_l2_squared_distance(PG_FUNCTION_ARGS)
 	RecVector  *b = PG_GETARG_RECVECTOR_P(1);
 
 	rec_vector_check_same_dim(a, b);
-	PG_RETURN_FLOAT8((double) rec_kernel_l2sq(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(l2sq(a, b));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_inner_product);
@@ -324,7 +385,7 @@ rec_vector_inner_product(PG_FUNCTION_ARGS)
 	RecVector  *b = PG_GETARG_RECVECTOR_P(1);
 
 	rec_vector_check_same_dim(a, b);
-	PG_RETURN_FLOAT8((double) rec_kernel_dot(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(dot(a, b));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_negative_inner_product);
@@ -335,7 +396,7 @@ rec_vector_negative_inner_product(PG_FUNCTION_ARGS)
 	RecVector  *b = PG_GETARG_RECVECTOR_P(1);
 
 	rec_vector_check_same_dim(a, b);
-	PG_RETURN_FLOAT8((double) -rec_kernel_dot(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(-dot(a, b));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_cosine_distance);
@@ -344,27 +405,9 @@ rec_vector_cosine_distance(PG_FUNCTION_ARGS)
 {
 	RecVector  *a = PG_GETARG_RECVECTOR_P(0);
 	RecVector  *b = PG_GETARG_RECVECTOR_P(1);
-	double		dot;
-	double		na;
-	double		nb;
-	double		sim;
 
 	rec_vector_check_same_dim(a, b);
-	dot = rec_kernel_dot(a->x, b->x, a->dim);
-	na = rec_kernel_dot(a->x, a->x, a->dim);
-	nb = rec_kernel_dot(b->x, b->x, b->dim);
-
-	/* A zero vector has no direction: the distance is undefined. */
-	if (na == 0.0 || nb == 0.0)
-		PG_RETURN_FLOAT8(get_float8_nan());
-
-	sim = dot / sqrt(na * nb);
-	/* Keep rounding error from leaving [-1, 1]. */
-	if (sim > 1.0)
-		sim = 1.0;
-	else if (sim < -1.0)
-		sim = -1.0;
-	PG_RETURN_FLOAT8(1.0 - sim);
+	PG_RETURN_FLOAT8(rec_vector_cosine_distance_raw(a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_l1_distance);
@@ -373,9 +416,11 @@ rec_vector_l1_distance(PG_FUNCTION_ARGS)
 {
 	RecVector  *a = PG_GETARG_RECVECTOR_P(0);
 	RecVector  *b = PG_GETARG_RECVECTOR_P(1);
+	float		r;
 
 	rec_vector_check_same_dim(a, b);
-	PG_RETURN_FLOAT8((double) rec_kernel_l1(a->x, b->x, a->dim));
+	r = rec_kernel_l1(a->x, b->x, a->dim);
+	PG_RETURN_FLOAT8(likely(isfinite(r)) ? (double) r : l1_double(a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_norm);
@@ -383,10 +428,7 @@ Datum
 rec_vector_norm(PG_FUNCTION_ARGS)
 {
 	RecVector  *a = PG_GETARG_RECVECTOR_P(0);
-	double		s = 0.0;
 
 	/* In double: the norm is a user-visible value, not a ranking key. */
-	for (int i = 0; i < a->dim; i++)
-		s += (double) a->x[i] * (double) a->x[i];
-	PG_RETURN_FLOAT8(sqrt(s));
+	PG_RETURN_FLOAT8(sqrt(dot_double(a->x, a->x, a->dim)));
 }

@@ -40,6 +40,12 @@ extern void rec_vector_check_dim(int dim);
 extern void rec_vector_check_same_dim(const RecVector *a, const RecVector *b);
 
 /*
+ * Total order of vectors, as the btree operator class sorts them: element by
+ * element, then the shorter first (like arrays). Returns <0, 0 or >0.
+ */
+extern int	rec_vector_cmp_internal(const RecVector *a, const RecVector *b);
+
+/*
  * Distance kernels over float arrays of length n. They are function pointers
  * chosen once by rec_vector_init() for the CPU the server runs on (AVX-512,
  * AVX2+FMA, or portable C); every caller in rec goes through them.
@@ -50,6 +56,18 @@ extern RecDistanceKernel rec_kernel_l2sq;	/* sum (a-b)^2 */
 extern RecDistanceKernel rec_kernel_dot;	/* sum a*b */
 extern RecDistanceKernel rec_kernel_l1;		/* sum |a-b| */
 
+/* One pass for cosine: *ab = sum a*b, *aa = sum a*a, *bb = sum b*b. */
+typedef void (*RecDotNormsKernel) (const float *a, const float *b, int n,
+								   float *ab, float *aa, float *bb);
+
+extern RecDotNormsKernel rec_kernel_dot_norms;
+
+/*
+ * Cosine distance 1 - a.b / (|a| |b|) in [0, 2] through the kernels; NaN
+ * when either vector is all zeros (no direction).
+ */
+extern double rec_vector_cosine_distance_raw(const float *a, const float *b, int n);
+
 /* Name of the kernel set in use ("avx512", "avx2", "portable"). */
 extern const char *rec_kernel_name(void);
 
@@ -57,8 +75,13 @@ extern const char *rec_kernel_name(void);
 extern float rec_kernel_l2sq_ref(const float *a, const float *b, int n);
 extern float rec_kernel_dot_ref(const float *a, const float *b, int n);
 extern float rec_kernel_l1_ref(const float *a, const float *b, int n);
+extern void rec_kernel_dot_norms_ref(const float *a, const float *b, int n,
+									 float *ab, float *aa, float *bb);
 
-/* Choose kernels; called from _PG_init. */
+/*
+ * Choose kernels and define the setting rec.vector_kernels; called from
+ * _PG_init.
+ */
 extern void rec_vector_init(void);
 
 #endif							/* REC_VECTOR_H */
