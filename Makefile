@@ -14,7 +14,9 @@ EXTENSION   = rec
 EXTVERSION  = 1.0
 
 SQL_PARTS   = src/rec.sql \
-              src/vector/vector.sql
+              src/vector/vector.sql \
+              src/events/events.sql \
+              src/serve/serve.sql
 
 MODULE_big  = rec
 REC_SRCS    = $(sort $(wildcard src/*.c) \

@@ -12,6 +12,8 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "events/events.h"
+#include "serve/serve.h"
 #include "vector/vector.h"
 
 PG_MODULE_MAGIC;
@@ -22,6 +24,8 @@ void
 _PG_init(void)
 {
 	rec_vector_init();
+	rec_events_init();
+	rec_serve_init();
 
 	MarkGUCPrefixReserved("rec");
 }
