@@ -40,11 +40,11 @@ rec_vector_check_dim(int dim)
 	if (dim < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("a vector must have at least 1 dimension")));
+				 errmsg("a vector needs at least one element")));
 	if (dim > REC_VECTOR_MAX_DIM)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a vector cannot have more than %d dimensions",
+				 errmsg("a vector can hold at most %d elements",
 						REC_VECTOR_MAX_DIM)));
 }
 
@@ -73,11 +73,11 @@ check_element(float value)
 	if (isnan(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("NaN is not allowed in a vector")));
+				 errmsg("a vector cannot contain NaN")));
 	if (isinf(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("infinity is not allowed in a vector")));
+				 errmsg("a vector cannot contain infinity")));
 }
 
 PG_FUNCTION_INFO_V1(rec_vector_in);
@@ -110,7 +110,7 @@ rec_vector_in(PG_FUNCTION_ARGS)
 		case REC_VTEXT_EMPTY:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("a vector must have at least 1 dimension")));
+					 errmsg("a vector needs at least one element")));
 			break;
 		case REC_VTEXT_SYNTAX:
 			ereport(ERROR,
@@ -127,7 +127,7 @@ rec_vector_in(PG_FUNCTION_ARGS)
 		case REC_VTEXT_TOO_MANY:
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("a vector cannot have more than %d dimensions",
+					 errmsg("a vector can hold at most %d elements",
 							REC_VECTOR_MAX_DIM)));
 			break;
 		case REC_VTEXT_RANGE:
@@ -139,12 +139,12 @@ rec_vector_in(PG_FUNCTION_ARGS)
 		case REC_VTEXT_NAN:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("NaN is not allowed in a vector")));
+					 errmsg("a vector cannot contain NaN")));
 			break;
 		case REC_VTEXT_INF:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("infinity is not allowed in a vector")));
+					 errmsg("a vector cannot contain infinity")));
 			break;
 	}
 
@@ -180,17 +180,12 @@ rec_vector_typmod_in(PG_FUNCTION_ARGS)
 	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid type modifier"),
-				 errdetail("A vector type takes exactly one modifier, its number of dimensions.")));
-	if (tl[0] < 1)
+				 errmsg("type vector takes exactly one modifier, its number of dimensions")));
+	if (tl[0] < 1 || tl[0] > REC_VECTOR_MAX_DIM)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type vector must be at least 1")));
-	if (tl[0] > REC_VECTOR_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type vector cannot exceed %d",
-						REC_VECTOR_MAX_DIM)));
+				 errmsg("dimensions of type vector must be between 1 and %d, not %d",
+						REC_VECTOR_MAX_DIM, tl[0])));
 	PG_RETURN_INT32(tl[0]);
 }
 

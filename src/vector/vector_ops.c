@@ -161,7 +161,7 @@ rec_vector_subvector(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("subvector would be empty: elements %lld to %lld are outside a vector with %d dimensions",
 						(long long) start, (long long) (start + count - 1), a->dim),
-				 errdetail("A vector must have at least 1 dimension.")));
+				 errdetail("A vector needs at least one element.")));
 
 	r = rec_vector_new((int) (last - first + 1));
 	memcpy(r->x, a->x + (first - 1), sizeof(float) * r->dim);
