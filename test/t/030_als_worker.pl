@@ -1,0 +1,153 @@
+# Training jobs in the background worker: the caller may disconnect,
+# progress is visible, rec.cancel() stops a job within a second, a crash, a
+# fast shutdown or a terminated worker leave the job failed with its reason
+# and nothing half-written, queued jobs survive a restart, the memory limit
+# refuses a job with a clear message, the thread cap applies, and the
+# portable and AVX2 kernels give the same model as the default one.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('als_worker');
+$node->init;
+$node->append_conf('postgresql.conf', "log_min_messages = log\n");
+$node->start;
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION rec;
+	CREATE TABLE ev AS
+	SELECT u AS user_id, (u * 7 + j * 13 + (u % 5) * j) % 800 AS item_id, 1 + j % 3 AS weight
+	FROM generate_series(1, 8000) u, generate_series(1, 50) j;
+	CREATE TABLE small AS SELECT user_id, item_id, weight FROM ev WHERE user_id <= 200;
+});
+
+sub status
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres', "SELECT status FROM rec.models WHERE model_id = $id");
+}
+
+# Queue a long job from a session that ends at once.
+sub start_long_job
+{
+	my ($name) = @_;
+	my $id = $node->safe_psql('postgres',
+		"SELECT rec.train('$name', 'ev', factors => 64, iterations => 1000)");
+	$node->poll_query_until('postgres',
+		"SELECT iteration >= 1 FROM rec.training_progress WHERE model_id = $id")
+	  or die "job $id did not start training";
+	return $id;
+}
+
+sub no_tables
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT to_regclass('rec.model_${id}_user_factors') IS NULL
+			AND to_regclass('rec.model_${id}_item_factors') IS NULL");
+}
+
+# --- the caller disconnects; progress shows the job
+my $id = start_long_job('progress');
+my $row = $node->safe_psql('postgres', qq{
+	SELECT name, phase, iterations, loss > 0, array_length(loss_history, 1) = iteration,
+		   array_length(iteration_seconds, 1) = iteration,
+		   rows_read = (SELECT count(*) FROM ev), users, items, interactions > 0,
+		   elapsed > '0'::interval, pid > 0
+	FROM rec.training_progress WHERE model_id = $id});
+is($row, "progress|training|1000|t|t|t|t|8000|800|t|t|t", 'progress view');
+is(status($id), 'training', 'status training while it runs');
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '100 ms')"), 'training',
+	'rec.wait returns the status when its timeout passes');
+
+# --- rec.cancel stops it within a second
+my $t0 = time;
+is($node->safe_psql('postgres', "SELECT rec.cancel($id)"), 't', 'cancel accepted');
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '10 s')"), 'failed', 'cancelled job fails');
+my $took = time - $t0;
+ok($took < 1.0, "cancel took effect in under a second ($took s)");
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/cancelled by rec\.cancel\(\)/, 'error says who cancelled');
+is(no_tables($id), 't', 'nothing written for a cancelled job');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM rec.training_progress'), '0',
+	'progress view empty again');
+
+# --- a crash while training: the job fails, a queued job survives
+$id = start_long_job('crash');
+my $queued = $node->safe_psql('postgres',
+	"SELECT rec.train('after crash', 'small', factors => 8, iterations => 3)");
+is(status($queued), 'queued', 'second job waits its turn');
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', "SELECT rec.wait($queued, '60 s')"), 'ready',
+	'queued job trained after the restart');
+is(status($id), 'failed', 'job running at the crash is failed');
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/server stopped while this job was training/, 'crash reason recorded');
+is(no_tables($id), 't', 'nothing of the crashed job is visible');
+
+# --- a fast shutdown while training
+$id = start_long_job('shutdown');
+$node->stop('fast');
+$node->start;
+is(status($id), 'failed', 'job running at a fast shutdown is failed');
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/shutting down/, 'shutdown reason recorded');
+is(no_tables($id), 't', 'nothing of the stopped job is visible');
+
+# --- the worker terminated by an administrator
+$id = start_long_job('terminated');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM rec.training_progress WHERE model_id = $id");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '10 s')"), 'failed',
+	'terminated job fails');
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/terminated/, 'termination recorded');
+
+# --- the memory limit
+$node->append_conf('postgresql.conf', "rec.train_memory_limit = '1MB'\n");
+$node->reload;
+usleep(300_000);
+$id = $node->safe_psql('postgres', "SELECT rec.train('too big', 'ev', factors => 64)");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'failed', 'job over the limit fails');
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/needs more than rec\.train_memory_limit \(1\.0 MB\)/, 'limit named in the error');
+
+# --- the thread cap
+$node->append_conf('postgresql.conf', "rec.train_memory_limit = '1GB'\nrec.train_max_threads = 1\n");
+$node->reload;
+usleep(300_000);
+$id = $node->safe_psql('postgres', "SELECT rec.train('capped', 'small', factors => 8, iterations => 2, threads => 2)");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'ready', 'capped job trains');
+is($node->safe_psql('postgres', "SELECT metrics->>'threads' FROM rec.models WHERE model_id = $id"),
+	'1', 'threads capped by rec.train_max_threads');
+
+# --- every kernel set gives the same model
+my %ids;
+for my $kernel ('default', 'avx2', 'portable')
+{
+	if ($kernel eq 'default') { delete $ENV{REC_ALS_KERNEL}; }
+	else { $ENV{REC_ALS_KERNEL} = $kernel; }
+	$node->restart;
+	$ids{$kernel} = $node->safe_psql('postgres',
+		"SELECT rec.train('$kernel', 'small', factors => 20, iterations => 4, solver => 'cg', seed => 3)");
+	is($node->safe_psql('postgres', "SELECT rec.wait($ids{$kernel}, '60 s')"), 'ready',
+		"model trained with $kernel kernels");
+	is($node->safe_psql('postgres', "SELECT metrics->>'kernel' = '$kernel' FROM rec.models WHERE model_id = $ids{$kernel}"),
+		't', "$kernel kernels were used") if $kernel ne 'default';
+}
+delete $ENV{REC_ALS_KERNEL};
+for my $kernel ('avx2', 'portable')
+{
+	my $diff = $node->safe_psql('postgres', qq{
+		SELECT max(abs(rec.inner_product(xa.factors, ya.factors) - rec.inner_product(xb.factors, yb.factors)))
+		FROM rec.user_factors($ids{default}) xa JOIN rec.user_factors($ids{$kernel}) xb USING (user_id)
+		CROSS JOIN (rec.item_factors($ids{default}) ya JOIN rec.item_factors($ids{$kernel}) yb USING (item_id))});
+	ok($diff < 1e-3, "$kernel kernels agree with the default ones (max score difference $diff)");
+}
+
+$node->stop;
+done_testing();
