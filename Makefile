@@ -15,6 +15,7 @@ EXTVERSION  = 1.0
 
 SQL_PARTS   = src/rec.sql \
               src/vector/vector.sql \
+              src/hnsw/hnsw.sql \
               src/events/events.sql \
               src/model/model.sql \
               src/serve/serve.sql

@@ -13,6 +13,7 @@
 #include "utils/guc.h"
 
 #include "events/events.h"
+#include "hnsw/hnsw.h"
 #include "model/model.h"
 #include "serve/serve.h"
 #include "vector/vector.h"
@@ -25,6 +26,7 @@ void
 _PG_init(void)
 {
 	rec_vector_init();
+	rec_hnsw_init();
 	rec_events_init();
 	rec_model_init();
 	rec_serve_init();

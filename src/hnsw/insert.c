@@ -1,0 +1,894 @@
+/*
+ * insert.c
+ *	  rec_hnsw: inserting one vector into the on-disk graph (aminsert), the
+ *	  neighbour-selection heuristic, and linking helpers shared with vacuum.
+ *
+ * An insert holds the update lock (a heavyweight page lock) in share mode,
+ * so that VACUUM can wait for inserts that may have seen an element before
+ * it was marked deleted. Then, each step a separate WAL record:
+ *
+ *	1. search the graph for the new element's neighbours (share locks only);
+ *	2. write the element with its layer-0 neighbours into a free slot;
+ *	3. if its level is at least 1, write its UPPER slot and link it in;
+ *	4. move the entry point if the new element is higher;
+ *	5. add the back-links, one neighbour at a time.
+ *
+ * A back-link that pushes another element v out of a full neighbour list
+ * hands v to the new element's own list in the same record ("adoption"), so
+ * v stays reachable: n -> new -> v. No step ever holds two buffer locks
+ * except in block-number order.
+ */
+#include "postgres.h"
+
+#include <float.h>
+
+#include "access/generic_xlog.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/freespace.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnsw/hnsw_int.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+	const RHnswCand *x = a;
+	const RHnswCand *y = b;
+
+	if (x->d < y->d)
+		return -1;
+	if (x->d > y->d)
+		return 1;
+	return (x->id < y->id) ? -1 : (x->id > y->id);
+}
+
+void
+rhnsw_sort_cands(RHnswCand *c, int n)
+{
+	qsort(c, n, sizeof(RHnswCand), cand_cmp);
+}
+
+/*
+ * The HNSW heuristic: walk the candidates closest first and keep one only
+ * if it is closer to the base than to every neighbour kept so far. c[] must
+ * be sorted; distances between candidates use the stored vectors.
+ */
+int
+rhnsw_select_neighbors(int metric, int dims, RHnswCand *c, int nc, int k, uint32 *out)
+{
+	int			nsel = 0;
+	int		   *sel = palloc(sizeof(int) * Max(k, 1));
+
+	for (int i = 0; i < nc && nsel < k; i++)
+	{
+		bool		good = true;
+
+		for (int j = 0; j < nsel; j++)
+		{
+			RHnswCand  *s = &c[sel[j]];
+			float		d = rhnsw_distance(metric, c[i].vec, c[i].aug, s->vec, s->aug, dims);
+
+			if (d < c[i].d)
+			{
+				good = false;
+				break;
+			}
+		}
+		if (good)
+			sel[nsel++] = i;
+	}
+	for (int j = 0; j < nsel; j++)
+		out[j] = c[sel[j]].id;
+	pfree(sel);
+	return nsel;
+}
+
+/* Read an element's vector; false if the slot holds no element. */
+bool
+rhnsw_read_vector(Relation index, const RHnswInfo *info, uint32 id, float *vec,
+				  float *norm2, bool *deleted)
+{
+	BlockNumber blkno = rhnsw_id_block(info, id);
+	OffsetNumber off = rhnsw_id_offset(info, id);
+	Buffer		buf;
+	Page		page;
+	bool		ok = false;
+
+	if (blkno >= RelationGetNumberOfBlocks(index))
+		return false;
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS &&
+		off <= PageGetMaxOffsetNumber(page))
+	{
+		RHnswSlot	slot = (RHnswSlot) rhnsw_page_slot(page, off);
+
+		if (slot->kind == RHNSW_SLOT_ELEMENT)
+		{
+			memcpy(vec, rhnsw_slot_vec(info, slot), sizeof(float) * info->dims);
+			*norm2 = slot->norm2;
+			*deleted = slot->deleted != 0;
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/*
+ * Find a slot page with a free slot and return it locked exclusively.
+ * *isnew tells that the page was just added and must be initialised.
+ */
+static Buffer
+get_free_slot_page(Relation index, bool *isnew)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber tried = InvalidBlockNumber;
+	Buffer		buf;
+
+	*isnew = false;
+	/* the last page first: it is where the graph grows */
+	if (nblocks > 1)
+	{
+		buf = ReadBuffer(index, nblocks - 1);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (!PageIsNew(BufferGetPage(buf)) &&
+			RHnswPageGetOpaque(BufferGetPage(buf))->type == RHNSW_PAGE_SLOTS &&
+			RHnswPageGetOpaque(BufferGetPage(buf))->nfree > 0)
+			return buf;
+		UnlockReleaseBuffer(buf);
+		tried = nblocks - 1;
+	}
+	/* pages where VACUUM freed slots */
+	for (int i = 0; i < 16; i++)
+	{
+		BlockNumber blkno = GetPageWithFreeSpace(index, BLCKSZ / 2);
+
+		if (blkno == InvalidBlockNumber)
+			break;
+		if (blkno == tried || blkno == RHNSW_META_BLKNO || blkno >= nblocks)
+		{
+			RecordPageWithFreeSpace(index, blkno, 0);
+			continue;
+		}
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (!PageIsNew(BufferGetPage(buf)) &&
+			RHnswPageGetOpaque(BufferGetPage(buf))->type == RHNSW_PAGE_SLOTS &&
+			RHnswPageGetOpaque(BufferGetPage(buf))->nfree > 0)
+			return buf;
+		UnlockReleaseBuffer(buf);
+		RecordPageWithFreeSpace(index, blkno, 0);
+	}
+	/* extend */
+	LockRelationForExtension(index, ExclusiveLock);
+	buf = ReadBuffer(index, P_NEW);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	UnlockRelationForExtension(index, ExclusiveLock);
+	*isnew = true;
+	return buf;
+}
+
+/* take a free slot on a locked page (registered in a generic WAL state) */
+static OffsetNumber
+take_free_slot(Page page, const RHnswInfo *info)
+{
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		char	   *p = rhnsw_page_slot(page, off);
+
+		if (*(uint8 *) p == RHNSW_SLOT_FREE)
+		{
+			RHnswPageGetOpaque(page)->nfree--;
+			return off;
+		}
+	}
+	elog(ERROR, "rec_hnsw page has no free slot although its header says so");
+	return InvalidOffsetNumber;
+}
+
+/* ---------------------------------------------------------------- meta */
+
+/* set dimensions of an index that was built empty without a typmod */
+static void
+set_dims(Relation index, int dims)
+{
+	Buffer		buf = ReadBuffer(index, RHNSW_META_BLKNO);
+	GenericXLogState *state;
+	Page		page;
+	RHnswMetaData *mp;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	mp = RHnswPageGetMeta(page);
+	if (mp->dims == 0)
+	{
+		RHnswInfo	info;
+
+		rhnsw_info_compute(&info, dims, mp->m, mp->efc, mp->metric);
+		mp->dims = dims;
+		mp->slot_size = info.slot_size;
+		mp->per_page = info.per_page;
+		mp->maxlevel = info.maxlevel;
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* raise max_norm2 and/or the entry point */
+static void
+update_meta(Relation index, float max_norm2, uint32 entry, int level)
+{
+	Buffer		buf = ReadBuffer(index, RHNSW_META_BLKNO);
+	GenericXLogState *state;
+	Page		page;
+	RHnswMetaData *mp;
+	bool		changed = false;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	mp = RHnswPageGetMeta(page);
+	if (max_norm2 > mp->max_norm2)
+	{
+		mp->max_norm2 = max_norm2;
+		changed = true;
+	}
+	if (entry != RHNSW_INVALID && (mp->entry == RHNSW_INVALID || level > mp->entry_level))
+	{
+		mp->entry = entry;
+		mp->entry_level = level;
+		changed = true;
+	}
+	if (changed)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static uint32
+write_element(Relation index, const RHnswInfo *info, const float *vec, float norm2,
+			  ItemPointer tid, const uint32 *nbrs, int nn)
+{
+	for (;;)
+	{
+		bool		isnew;
+		Buffer		buf = get_free_slot_page(index, &isnew);
+		GenericXLogState *state = GenericXLogStart(index);
+		Page		page = GenericXLogRegisterBuffer(state, buf,
+													 isnew ? GENERIC_XLOG_FULL_IMAGE : 0);
+		OffsetNumber off;
+		RHnswSlot	slot;
+		uint32		id;
+
+		if (isnew)
+			rhnsw_fill_slot_page(page, info);
+		off = take_free_slot(page, info);
+		slot = (RHnswSlot) rhnsw_page_slot(page, off);
+		memset(slot, 0, info->slot_size);
+		slot->kind = RHNSW_SLOT_ELEMENT;
+		slot->level = 0;
+		slot->deleted = 0;
+		slot->count0 = nn;
+		slot->heaptid = *tid;
+		slot->upper = RHNSW_INVALID;
+		slot->norm2 = norm2;
+		memcpy(rhnsw_slot_nbrs(slot), nbrs, sizeof(uint32) * nn);
+		memcpy(rhnsw_slot_vec(info, slot), vec, sizeof(float) * info->dims);
+		id = rhnsw_make_id(info, BufferGetBlockNumber(buf), off);
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		return id;
+	}
+}
+
+/*
+ * Give element xid (level 0 so far) its UPPER slot with the lists of
+ * layers 1..level, and raise its level, in one record.
+ */
+static void
+write_upper(Relation index, const RHnswInfo *info, uint32 xid, int level,
+			uint32 **lists, int *counts)
+{
+	BlockNumber xblk = rhnsw_id_block(info, xid);
+	OffsetNumber xoff = rhnsw_id_offset(info, xid);
+
+	for (;;)
+	{
+		bool		isnew;
+		Buffer		ubuf = get_free_slot_page(index, &isnew);
+		BlockNumber ublk = BufferGetBlockNumber(ubuf);
+		Buffer		xbuf = InvalidBuffer;
+		GenericXLogState *state;
+		Page		upage;
+		Page		xpage;
+		OffsetNumber uoff;
+		RHnswUpper	u;
+		RHnswSlot	x;
+
+		if (ublk != xblk)
+		{
+			xbuf = ReadBuffer(index, xblk);
+			if (xblk < ublk && !isnew)
+			{
+				/* take the locks in block order, then look again */
+				LockBuffer(ubuf, BUFFER_LOCK_UNLOCK);
+				LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
+				LockBuffer(ubuf, BUFFER_LOCK_EXCLUSIVE);
+				if (RHnswPageGetOpaque(BufferGetPage(ubuf))->nfree == 0)
+				{
+					UnlockReleaseBuffer(ubuf);
+					UnlockReleaseBuffer(xbuf);
+					continue;
+				}
+			}
+			else
+				LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
+		}
+		state = GenericXLogStart(index);
+		upage = GenericXLogRegisterBuffer(state, ubuf, isnew ? GENERIC_XLOG_FULL_IMAGE : 0);
+		xpage = (xbuf == InvalidBuffer) ? upage : GenericXLogRegisterBuffer(state, xbuf, 0);
+		if (isnew)
+			rhnsw_fill_slot_page(upage, info);
+		x = (RHnswSlot) rhnsw_page_slot(xpage, xoff);
+		if (x->kind != RHNSW_SLOT_ELEMENT)
+		{
+			/* cannot happen while we hold the update lock */
+			GenericXLogAbort(state);
+			UnlockReleaseBuffer(ubuf);
+			if (xbuf != InvalidBuffer)
+				UnlockReleaseBuffer(xbuf);
+			return;
+		}
+		uoff = take_free_slot(upage, info);
+		u = (RHnswUpper) rhnsw_page_slot(upage, uoff);
+		memset(u, 0, info->slot_size);
+		u->kind = RHNSW_SLOT_UPPER;
+		u->nlevels = level;
+		u->owner = xid;
+		for (int lc = 1; lc <= level; lc++)
+		{
+			rhnsw_upper_counts(u)[lc - 1] = counts[lc];
+			memcpy(rhnsw_upper_ids(info, u, lc), lists[lc], sizeof(uint32) * counts[lc]);
+		}
+		x->level = level;
+		x->upper = rhnsw_make_id(info, ublk, uoff);
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(ubuf);
+		if (xbuf != InvalidBuffer)
+			UnlockReleaseBuffer(xbuf);
+		return;
+	}
+}
+
+/* ---------------------------------------------------------------- linking */
+
+typedef struct ListRef
+{
+	uint32	   *ids;
+	uint8	   *count;
+	int			cap;
+} ListRef;
+
+/* locate the neighbour list of element id at layer lc on a locked page */
+static bool
+list_on_page(const RHnswInfo *info, Page page, uint32 id, uint32 listid, int lc,
+			 ListRef *ref)
+{
+	OffsetNumber off = rhnsw_id_offset(info, listid);
+	char	   *p;
+
+	if (PageIsNew(page) || RHnswPageGetOpaque(page)->type != RHNSW_PAGE_SLOTS ||
+		off > PageGetMaxOffsetNumber(page))
+		return false;
+	p = rhnsw_page_slot(page, off);
+	if (lc == 0)
+	{
+		RHnswSlot	s = (RHnswSlot) p;
+
+		if (s->kind != RHNSW_SLOT_ELEMENT || s->deleted)
+			return false;
+		ref->ids = rhnsw_slot_nbrs(s);
+		ref->count = &s->count0;
+		ref->cap = info->m0;
+	}
+	else
+	{
+		RHnswUpper	u = (RHnswUpper) p;
+
+		if (u->kind != RHNSW_SLOT_UPPER || u->owner != id || lc > u->nlevels)
+			return false;
+		ref->ids = rhnsw_upper_ids(info, u, lc);
+		ref->count = &rhnsw_upper_counts(u)[lc - 1];
+		ref->cap = info->m;
+	}
+	return true;
+}
+
+/* the element's vector, level and UPPER slot id */
+static bool
+read_element_head(Relation index, const RHnswInfo *info, uint32 id, float *vec,
+				  float *norm2, int *level, uint32 *upper)
+{
+	BlockNumber blkno = rhnsw_id_block(info, id);
+	OffsetNumber off = rhnsw_id_offset(info, id);
+	Buffer		buf;
+	Page		page;
+	bool		ok = false;
+
+	if (blkno >= RelationGetNumberOfBlocks(index))
+		return false;
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS &&
+		off <= PageGetMaxOffsetNumber(page))
+	{
+		RHnswSlot	s = (RHnswSlot) rhnsw_page_slot(page, off);
+
+		if (s->kind == RHNSW_SLOT_ELEMENT && !s->deleted)
+		{
+			memcpy(vec, rhnsw_slot_vec(info, s), sizeof(float) * info->dims);
+			*norm2 = s->norm2;
+			*level = s->level;
+			*upper = s->upper;
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/* copy the list of element id at layer lc; -1 if there is none */
+static int
+copy_list(Relation index, const RHnswInfo *info, uint32 id, uint32 listid, int lc,
+		  uint32 *out)
+{
+	Buffer		buf;
+	ListRef		ref;
+	int			n = -1;
+
+	if (rhnsw_id_block(info, listid) >= RelationGetNumberOfBlocks(index))
+		return -1;
+	buf = ReadBuffer(index, rhnsw_id_block(info, listid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	if (list_on_page(info, BufferGetPage(buf), id, listid, lc, &ref))
+	{
+		n = Min(*ref.count, ref.cap);
+		memcpy(out, ref.ids, sizeof(uint32) * n);
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+/*
+ * Add x to the layer-lc list of element n. dnx is their distance. With
+ * adopt (layer 0), elements pushed out of n's list go to x's list.
+ * Returns true if x was linked.
+ */
+static bool
+add_link(Relation index, const RHnswInfo *info, int metric, float max_norm2,
+		 uint32 n, int lc, uint32 x, const float *xvec, float xaug, float dnx, bool adopt)
+{
+	int			cap = (lc == 0) ? info->m0 : info->m;
+	uint32	   *old = palloc(sizeof(uint32) * (cap + 1));
+	uint32	   *new = palloc(sizeof(uint32) * (cap + 1));
+	float	   *nvec = palloc(sizeof(float) * info->dims);
+	float	   *vecs = palloc(sizeof(float) * info->dims * (cap + 1));
+	RHnswCand  *c = palloc(sizeof(RHnswCand) * (cap + 1));
+	uint32	   *evicted = palloc(sizeof(uint32) * (cap + 1));
+	bool		linked = false;
+
+	for (int attempt = 0; attempt < 5; attempt++)
+	{
+		float		nnorm2;
+		int			nlevel;
+		uint32		nupper;
+		uint32		listid;
+		int			nold;
+		int			nnew = 0;
+		int			nev = 0;
+		bool		present = false;
+		Buffer		lbuf;
+		Buffer		xbuf = InvalidBuffer;
+		BlockNumber lblk;
+		BlockNumber xblk = rhnsw_id_block(info, x);
+		GenericXLogState *state;
+		Page		lpage;
+		ListRef		ref;
+		bool		same;
+
+		if (!read_element_head(index, info, n, nvec, &nnorm2, &nlevel, &nupper))
+			break;
+		if (nlevel < lc)
+			break;
+		listid = (lc == 0) ? n : nupper;
+		if (listid == RHNSW_INVALID)
+			break;
+		nold = copy_list(index, info, n, listid, lc, old);
+		if (nold < 0)
+			break;
+		for (int i = 0; i < nold; i++)
+			if (old[i] == x)
+				present = true;
+		if (present)
+		{
+			linked = true;
+			break;
+		}
+		if (nold < cap)
+		{
+			memcpy(new, old, sizeof(uint32) * nold);
+			new[nold] = x;
+			nnew = nold + 1;
+		}
+		else
+		{
+			float		naug = (metric == RHNSW_METRIC_IP) ? rhnsw_aug(max_norm2, nnorm2) : 0.0f;
+			int			nc = 0;
+
+			for (int i = 0; i < nold; i++)
+			{
+				float		norm2;
+				bool		deleted;
+				float	   *v = vecs + (Size) nc * info->dims;
+
+				if (!rhnsw_read_vector(index, info, old[i], v, &norm2, &deleted) || deleted)
+					continue;	/* dropped: dead or being removed */
+				c[nc].id = old[i];
+				c[nc].vec = v;
+				c[nc].aug = (metric == RHNSW_METRIC_IP) ? rhnsw_aug(max_norm2, norm2) : 0.0f;
+				c[nc].d = rhnsw_distance(metric, nvec, naug, v, c[nc].aug, info->dims);
+				nc++;
+			}
+			c[nc].id = x;
+			c[nc].vec = xvec;
+			c[nc].aug = xaug;
+			c[nc].d = dnx;
+			nc++;
+			rhnsw_sort_cands(c, nc);
+			nnew = rhnsw_select_neighbors(metric, info->dims, c, nc, cap, new);
+			for (int i = 0; i < nnew; i++)
+				if (new[i] == x)
+					present = true;
+			if (!present)
+				break;
+			/* who is pushed out (live ones only: the rest were dropped) */
+			for (int i = 0; i < nc; i++)
+			{
+				bool		kept = false;
+
+				if (c[i].id == x)
+					continue;
+				for (int j = 0; j < nnew; j++)
+					if (new[j] == c[i].id)
+						kept = true;
+				if (!kept)
+					evicted[nev++] = c[i].id;
+			}
+		}
+
+		/* lock the list's page (and x's page for adoption) in block order */
+		lblk = rhnsw_id_block(info, listid);
+		lbuf = ReadBuffer(index, lblk);
+		if (adopt && nev > 0 && xblk != lblk)
+		{
+			xbuf = ReadBuffer(index, xblk);
+			if (xblk < lblk)
+			{
+				LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
+				LockBuffer(lbuf, BUFFER_LOCK_EXCLUSIVE);
+			}
+			else
+			{
+				LockBuffer(lbuf, BUFFER_LOCK_EXCLUSIVE);
+				LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
+			}
+		}
+		else
+			LockBuffer(lbuf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		lpage = GenericXLogRegisterBuffer(state, lbuf, 0);
+		same = list_on_page(info, lpage, n, listid, lc, &ref) &&
+			*ref.count == nold &&
+			memcmp(ref.ids, old, sizeof(uint32) * nold) == 0;
+		if (same && adopt && nev > 0)
+		{
+			/*
+			 * Everything pushed out must move to x's list, or nothing
+			 * happens: an element must not lose what may be its only
+			 * in-link.
+			 */
+			Page		xpage = (xbuf == InvalidBuffer) ? lpage :
+				GenericXLogRegisterBuffer(state, xbuf, 0);
+			RHnswSlot	xs = (RHnswSlot) rhnsw_page_slot(xpage, rhnsw_id_offset(info, x));
+			uint32	   *xn = rhnsw_slot_nbrs(xs);
+			int			need = 0;
+
+			if (xs->kind != RHNSW_SLOT_ELEMENT)
+				need = info->m0 + 1;
+			for (int i = 0; i < nev && need <= info->m0; i++)
+			{
+				bool		dup = false;
+
+				for (int j = 0; j < xs->count0 && !dup; j++)
+					dup = (xn[j] == evicted[i]);
+				if (!dup)
+					need++;
+			}
+			if (xs->count0 + need > info->m0)
+				same = false;	/* give up on this link */
+			else
+			{
+				for (int i = 0; i < nev; i++)
+				{
+					bool		dup = false;
+
+					for (int j = 0; j < xs->count0 && !dup; j++)
+						dup = (xn[j] == evicted[i]);
+					if (!dup)
+						xn[xs->count0++] = evicted[i];
+				}
+			}
+			if (!same)
+			{
+				GenericXLogAbort(state);
+				UnlockReleaseBuffer(lbuf);
+				if (xbuf != InvalidBuffer)
+					UnlockReleaseBuffer(xbuf);
+				break;
+			}
+		}
+		if (same)
+		{
+			memcpy(ref.ids, new, sizeof(uint32) * nnew);
+			*ref.count = nnew;
+			GenericXLogFinish(state);
+			linked = true;
+		}
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(lbuf);
+		if (xbuf != InvalidBuffer)
+			UnlockReleaseBuffer(xbuf);
+		if (same)
+			break;
+	}
+	pfree(old);
+	pfree(new);
+	pfree(nvec);
+	pfree(vecs);
+	pfree(c);
+	pfree(evicted);
+	return linked;
+}
+
+/* ---------------------------------------------------------------- insert */
+
+void
+rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer tid, bool wal)
+{
+	RHnswMetaData meta;
+	RHnswInfo	info;
+	int			metric;
+	float		max_norm2;
+	float		qa = 0.0f;
+	int			level;
+	int			top;
+	RHnswSearch s;
+	uint32		ep;
+	uint32	  **lists;
+	float	  **dists;
+	int		   *counts;
+	uint32	   *epl;
+	int			nep;
+	uint32		xid;
+	bool		linked0 = false;
+	RHnswCand  *res0 = NULL;
+	int			nres0 = 0;
+
+	if (!rhnsw_get_info(index, &info, &meta))
+		elog(ERROR, "rec_hnsw index without dimensions");
+	metric = meta.metric;
+	max_norm2 = meta.max_norm2;
+	if (metric == RHNSW_METRIC_IP && norm2 > max_norm2)
+	{
+		update_meta(index, norm2, RHNSW_INVALID, 0);
+		max_norm2 = norm2;
+	}
+	if (metric == RHNSW_METRIC_IP)
+		qa = rhnsw_aug(max_norm2, norm2);
+
+	level = rhnsw_random_level(&info, pg_prng_double(&pg_global_prng_state));
+
+	lists = palloc0(sizeof(uint32 *) * (level + 1));
+	dists = palloc0(sizeof(float *) * (level + 1));
+	counts = palloc0(sizeof(int) * (level + 1));
+	for (int lc = 0; lc <= level; lc++)
+	{
+		lists[lc] = palloc(sizeof(uint32) * info.m0);
+		dists[lc] = palloc(sizeof(float) * info.m0);
+	}
+
+	if (meta.entry != RHNSW_INVALID)
+	{
+		RHnswFound **res = palloc(sizeof(RHnswFound *) * info.efc);
+		RHnswCand  *c = palloc(sizeof(RHnswCand) * info.efc);
+
+		rhnsw_search_init(&s, index, &info, metric, max_norm2);
+		s.q = vec;
+		s.qa = qa;
+		s.keep_vecs = true;
+		top = meta.entry_level;
+		rhnsw_search_descend(&s, meta.entry, top, level, &ep);
+		epl = palloc(sizeof(uint32) * info.efc);
+		epl[0] = ep;
+		nep = 1;
+		for (int lc = Min(level, top); lc >= 0; lc--)
+		{
+			int			nres;
+			int			cap = (lc == 0) ? info.m0 : info.m;
+
+			rhnsw_search_reset(&s, info.efc);
+			for (int i = 0; i < nep; i++)
+				rhnsw_search_add_entry(&s, epl[i], lc);
+			if (s.nfound == 0)
+				rhnsw_search_add_entry(&s, meta.entry, 0);
+			rhnsw_search_run(&s, lc);
+			nres = rhnsw_search_results(&s, res, info.efc);
+			for (int i = 0; i < nres; i++)
+			{
+				c[i].d = res[i]->d;
+				c[i].id = res[i]->id;
+				c[i].vec = rhnsw_found_vec(&s, res[i]);
+				c[i].aug = (metric == RHNSW_METRIC_IP) ?
+					rhnsw_aug(max_norm2, rec_kernel_dot(c[i].vec, c[i].vec, info.dims)) : 0.0f;
+			}
+			counts[lc] = rhnsw_select_neighbors(metric, info.dims, c, nres, cap, lists[lc]);
+			if (lc == 0)
+			{
+				res0 = palloc(sizeof(RHnswCand) * Max(nres, 1));
+				memcpy(res0, c, sizeof(RHnswCand) * nres);
+				nres0 = nres;
+			}
+			for (int i = 0; i < counts[lc]; i++)
+				for (int j = 0; j < nres; j++)
+					if (c[j].id == lists[lc][i])
+						dists[lc][i] = c[j].d;
+			nep = 0;
+			for (int i = 0; i < nres; i++)
+				epl[nep++] = res[i]->id;
+			if (nep == 0)
+			{
+				epl[0] = ep;
+				nep = 1;
+			}
+		}
+	}
+
+	xid = write_element(index, &info, vec, norm2, tid, lists[0], counts[0]);
+	if (level > 0)
+		write_upper(index, &info, xid, level, lists, counts);
+	if (meta.entry == RHNSW_INVALID || level > meta.entry_level)
+		update_meta(index, 0, xid, level);
+
+	for (int lc = level; lc >= 0; lc--)
+	{
+		for (int i = 0; i < counts[lc]; i++)
+		{
+			if (add_link(index, &info, metric, max_norm2, lists[lc][i], lc, xid, vec, qa,
+						 dists[lc][i], lc == 0) && lc == 0)
+				linked0 = true;
+		}
+	}
+
+	/*
+	 * Every element needs an in-link to be found. If all selected
+	 * neighbours turned it down, try the rest of what the search found.
+	 */
+	if (!linked0 && meta.entry != RHNSW_INVALID)
+	{
+		for (int i = 0; i < nres0 && !linked0; i++)
+		{
+			if (res0[i].id == xid)
+				continue;
+			linked0 = add_link(index, &info, metric, max_norm2, res0[i].id, 0, xid, vec, qa,
+							   res0[i].d, true);
+		}
+		if (!linked0)
+			ereport(DEBUG1,
+					(errmsg("rec_hnsw: element %u of index \"%s\" has no in-link yet; VACUUM will link it",
+							xid, RelationGetRelationName(index))));
+	}
+}
+
+bool
+rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+			 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+			 IndexInfo *indexInfo)
+{
+	MemoryContext ctx;
+	MemoryContext old;
+	RHnswMetaData meta;
+	RHnswInfo	info;
+	float	   *vec;
+	float		norm2;
+
+	/* NULL vectors are not indexed */
+	if (isnull[0])
+		return false;
+
+	ctx = AllocSetContextCreate(CurrentMemoryContext, "rec_hnsw insert",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(ctx);
+
+	if (!rhnsw_get_info(index, &info, &meta))
+	{
+		set_dims(index, rhnsw_value_dims(values[0]));
+		if (!rhnsw_get_info(index, &info, &meta))
+			elog(ERROR, "could not set dimensions of rec_hnsw index");
+	}
+	vec = palloc(sizeof(float) * info.dims);
+	if (rhnsw_prepare_vector(index, &info, meta.metric, values[0], vec, &norm2))
+	{
+		LockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
+		rhnsw_insert_vector(index, vec, norm2, heap_tid, true);
+		UnlockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(ctx);
+	return false;
+}
+
+/*
+ * Make element id (live, unreachable) reachable: search the graph from the
+ * entry point without passing through deleted elements, then link id from
+ * the closest reached element that can take it (adopting what it pushes
+ * out). reached[] marks reachable slot ids and is updated for id.
+ */
+bool
+rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric, float max_norm2,
+				  uint32 id, const float *vec, float aug, uint32 entry, int entry_level,
+				  uint8 *reached, uint32 nids)
+{
+	RHnswSearch s;
+	RHnswFound **res = palloc(sizeof(RHnswFound *) * info->efc);
+	int			nres;
+	uint32		ep;
+
+	rhnsw_search_init(&s, index, info, metric, max_norm2);
+	s.q = vec;
+	s.qa = aug;
+	s.traverse_deleted = false;
+	rhnsw_search_descend(&s, entry, entry_level, 0, &ep);
+	rhnsw_search_reset(&s, info->efc);
+	rhnsw_search_add_entry(&s, ep, 0);
+	rhnsw_search_run(&s, 0);
+	nres = rhnsw_search_results(&s, res, info->efc);
+	for (int i = 0; i < nres; i++)
+	{
+		uint32		r = res[i]->id;
+
+		if (r == id || r >= nids || !reached[r])
+			continue;
+		if (add_link(index, info, metric, max_norm2, r, 0, id, vec, aug, res[i]->d, true))
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,704 @@
+/*
+ * vacuum.c
+ *	  rec_hnsw: VACUUM. Removes the elements of dead rows and repairs the
+ *	  graph around them, so that recall holds and space is reused.
+ *
+ *	1. mark: every element whose heap row is dead is flagged deleted (one
+ *	   record per page). Scans still pass through flagged elements; inserts
+ *	   and repairs never link to them.
+ *	2. wait for inserts that may have looked at an element before it was
+ *	   flagged (they hold the update lock in share mode), and move the entry
+ *	   point off a deleted element.
+ *	3. repair: each list that names a deleted element is rebuilt from its
+ *	   live entries plus the live neighbours of the deleted ones, pruned with
+ *	   the HNSW heuristic (local repair: no graph search per element).
+ *	4. reachability: a breadth-first walk from the entry point that avoids
+ *	   deleted elements; an element it cannot reach is linked from the
+ *	   closest reachable one.
+ *	5. free: deleted elements and their UPPER slots become free slots, and
+ *	   the pages are recorded in the free space map for inserts to reuse.
+ *
+ * Every list rewrite compares the list with what the repair was computed
+ * from, under the exclusive page lock, and starts over if an insert
+ * changed it in between.
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/freespace.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnsw/hnsw_int.h"
+
+typedef struct VacState
+{
+	Relation	index;
+	RHnswInfo	info;
+	RHnswMetaData meta;
+	int			metric;
+	BlockNumber nblocks;
+	uint32		nids;
+	uint8	   *deleted;		/* per slot id: element flagged deleted */
+	uint32		ndeleted;
+	uint32		best_live;		/* highest-level live element */
+	int			best_level;
+} VacState;
+
+static inline bool
+is_deleted(VacState *vs, uint32 id)
+{
+	return id < vs->nids && vs->deleted[id];
+}
+
+/* ---------------------------------------------------------------- pass 1 */
+
+static void
+mark_deleted(VacState *vs, IndexBulkDeleteResult *stats,
+			 IndexBulkDeleteCallback callback, void *callback_state)
+{
+	const RHnswInfo *info = &vs->info;
+
+	for (BlockNumber blk = 1; blk < vs->nblocks; blk++)
+	{
+		Buffer		buf;
+		Page		page;
+		GenericXLogState *state = NULL;
+		OffsetNumber maxoff;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blk, RBM_NORMAL, NULL);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page) || RHnswPageGetOpaque(page)->type != RHNSW_PAGE_SLOTS)
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			RHnswSlot	s = (RHnswSlot) rhnsw_page_slot(page, off);
+			uint32		id = rhnsw_make_id(info, blk, off);
+
+			if (s->kind != RHNSW_SLOT_ELEMENT)
+				continue;
+			if (!s->deleted && callback(&s->heaptid, callback_state))
+			{
+				if (state == NULL)
+				{
+					state = GenericXLogStart(vs->index);
+					page = GenericXLogRegisterBuffer(state, buf, 0);
+					s = (RHnswSlot) rhnsw_page_slot(page, off);
+				}
+				s->deleted = 1;
+				stats->tuples_removed++;
+			}
+			if (s->deleted)
+			{
+				vs->deleted[id] = 1;
+				vs->ndeleted++;
+			}
+			else
+			{
+				stats->num_index_tuples++;
+				if ((int) s->level > vs->best_level)
+				{
+					vs->best_level = s->level;
+					vs->best_live = id;
+				}
+			}
+		}
+		if (state)
+			GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/* ---------------------------------------------------------------- pass 2 */
+
+static void
+move_entry(VacState *vs)
+{
+	Buffer		buf = ReadBuffer(vs->index, RHNSW_META_BLKNO);
+	GenericXLogState *state;
+	Page		page;
+	RHnswMetaData *mp;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(vs->index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	mp = RHnswPageGetMeta(page);
+	if (mp->entry != RHNSW_INVALID && is_deleted(vs, mp->entry))
+	{
+		mp->entry = vs->best_live;
+		mp->entry_level = vs->best_live == RHNSW_INVALID ? -1 : vs->best_level;
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	vs->meta = *mp;
+	UnlockReleaseBuffer(buf);
+}
+
+/* read the layer-lc list of element id (whose UPPER slot is upper) */
+static int
+read_list(VacState *vs, uint32 id, int lc, uint32 *out)
+{
+	const RHnswInfo *info = &vs->info;
+	uint32		listid = id;
+	Buffer		buf;
+	Page		page;
+	int			n = 0;
+
+	if (lc > 0)
+	{
+		RHnswSlot	s;
+
+		if (rhnsw_id_block(info, id) >= vs->nblocks)
+			return 0;
+		buf = ReadBuffer(vs->index, rhnsw_id_block(info, id));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		s = (RHnswSlot) rhnsw_page_slot(page, rhnsw_id_offset(info, id));
+		listid = (s->kind == RHNSW_SLOT_ELEMENT && s->level >= lc) ? s->upper : RHNSW_INVALID;
+		UnlockReleaseBuffer(buf);
+		if (listid == RHNSW_INVALID)
+			return 0;
+	}
+	if (rhnsw_id_block(info, listid) >= vs->nblocks)
+		return 0;
+	buf = ReadBuffer(vs->index, rhnsw_id_block(info, listid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS &&
+		rhnsw_id_offset(info, listid) <= PageGetMaxOffsetNumber(page))
+	{
+		char	   *p = rhnsw_page_slot(page, rhnsw_id_offset(info, listid));
+
+		if (lc == 0 && ((RHnswSlot) p)->kind == RHNSW_SLOT_ELEMENT)
+		{
+			n = Min(((RHnswSlot) p)->count0, info->m0);
+			memcpy(out, rhnsw_slot_nbrs((RHnswSlot) p), sizeof(uint32) * n);
+		}
+		else if (lc > 0 && ((RHnswUpper) p)->kind == RHNSW_SLOT_UPPER &&
+				 ((RHnswUpper) p)->owner == id && lc <= ((RHnswUpper) p)->nlevels)
+		{
+			n = Min(rhnsw_upper_counts((RHnswUpper) p)[lc - 1], info->m);
+			memcpy(out, rhnsw_upper_ids(info, (RHnswUpper) p, lc), sizeof(uint32) * n);
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+typedef struct RepairJob
+{
+	uint32		owner;			/* element whose list it is */
+	uint32		listid;			/* slot holding the list */
+	int			lc;
+	int			nold;
+	uint32		old[2 * RHNSW_MAX_M];
+	int			nnew;
+	uint32		new[2 * RHNSW_MAX_M];
+} RepairJob;
+
+/* compute the repaired list of one job */
+static void
+repair_job(VacState *vs, RepairJob *job)
+{
+	const RHnswInfo *info = &vs->info;
+	int			cap = job->lc == 0 ? info->m0 : info->m;
+	int			maxc = job->nold * (cap + 1) + 1;
+	uint32	   *ids = palloc(sizeof(uint32) * maxc);
+	uint32	   *tmp = palloc(sizeof(uint32) * (cap + 1));
+	int			nids = 0;
+	float	   *ovec = palloc(sizeof(float) * info->dims);
+	float		onorm2;
+	bool		odel;
+	float		oaug;
+	RHnswCand  *c;
+	float	   *vecs;
+	int			nc = 0;
+
+	job->nnew = 0;
+	if (!rhnsw_read_vector(vs->index, info, job->owner, ovec, &onorm2, &odel) || odel)
+	{
+		job->nnew = -1;			/* nothing to do */
+		return;
+	}
+	for (int i = 0; i < job->nold; i++)
+	{
+		uint32		e = job->old[i];
+
+		if (!is_deleted(vs, e))
+			ids[nids++] = e;
+		else
+		{
+			int			n = read_list(vs, e, job->lc, tmp);
+
+			for (int j = 0; j < n; j++)
+				if (!is_deleted(vs, tmp[j]))
+					ids[nids++] = tmp[j];
+		}
+	}
+	/* unique, without the owner */
+	for (int i = 1; i < nids; i++)
+	{
+		uint32		v = ids[i];
+		int			j = i - 1;
+
+		while (j >= 0 && ids[j] > v)
+		{
+			ids[j + 1] = ids[j];
+			j--;
+		}
+		ids[j + 1] = v;
+	}
+	c = palloc(sizeof(RHnswCand) * (nids + 1));
+	vecs = palloc(sizeof(float) * info->dims * (nids + 1));
+	oaug = vs->metric == RHNSW_METRIC_IP ? rhnsw_aug(vs->meta.max_norm2, onorm2) : 0.0f;
+	for (int i = 0; i < nids; i++)
+	{
+		float		norm2;
+		bool		del;
+		float	   *v = vecs + (Size) nc * info->dims;
+
+		if ((i > 0 && ids[i] == ids[i - 1]) || ids[i] == job->owner)
+			continue;
+		if (!rhnsw_read_vector(vs->index, info, ids[i], v, &norm2, &del) || del)
+			continue;
+		c[nc].id = ids[i];
+		c[nc].vec = v;
+		c[nc].aug = vs->metric == RHNSW_METRIC_IP ? rhnsw_aug(vs->meta.max_norm2, norm2) : 0.0f;
+		c[nc].d = rhnsw_distance(vs->metric, ovec, oaug, v, c[nc].aug, info->dims);
+		nc++;
+	}
+	rhnsw_sort_cands(c, nc);
+	job->nnew = rhnsw_select_neighbors(vs->metric, info->dims, c, nc, cap, job->new);
+	pfree(ids);
+	pfree(tmp);
+	pfree(ovec);
+	pfree(c);
+	pfree(vecs);
+}
+
+static bool
+list_has_deleted(VacState *vs, const uint32 *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (is_deleted(vs, ids[i]))
+			return true;
+	return false;
+}
+
+static void
+repair_page(VacState *vs, BlockNumber blk)
+{
+	const RHnswInfo *info = &vs->info;
+	RepairJob  *jobs = NULL;
+	int			njobs = 0;
+	int			capjobs = 0;
+
+	for (int attempt = 0; attempt < 5; attempt++)
+	{
+		Buffer		buf = ReadBuffer(vs->index, blk);
+		Page		page;
+		OffsetNumber maxoff;
+		GenericXLogState *state;
+		bool		retry = false;
+		bool		changed = false;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		njobs = 0;
+		if (PageIsNew(page) || RHnswPageGetOpaque(page)->type != RHNSW_PAGE_SLOTS)
+		{
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			char	   *p = rhnsw_page_slot(page, off);
+			uint32		id = rhnsw_make_id(info, blk, off);
+
+			if (((RHnswSlot) p)->kind == RHNSW_SLOT_ELEMENT)
+			{
+				RHnswSlot	s = (RHnswSlot) p;
+				int			n = Min(s->count0, info->m0);
+
+				if (s->deleted || !list_has_deleted(vs, rhnsw_slot_nbrs(s), n))
+					continue;
+				if (njobs >= capjobs)
+				{
+					capjobs = Max(capjobs * 2, 8);
+					jobs = jobs ? repalloc(jobs, sizeof(RepairJob) * capjobs) :
+						palloc(sizeof(RepairJob) * capjobs);
+				}
+				jobs[njobs].owner = id;
+				jobs[njobs].listid = id;
+				jobs[njobs].lc = 0;
+				jobs[njobs].nold = n;
+				memcpy(jobs[njobs].old, rhnsw_slot_nbrs(s), sizeof(uint32) * n);
+				njobs++;
+			}
+			else if (((RHnswUpper) p)->kind == RHNSW_SLOT_UPPER)
+			{
+				RHnswUpper	u = (RHnswUpper) p;
+
+				if (is_deleted(vs, u->owner))
+					continue;
+				for (int lc = 1; lc <= u->nlevels && lc <= info->maxlevel; lc++)
+				{
+					int			n = Min(rhnsw_upper_counts(u)[lc - 1], info->m);
+					uint32	   *l = rhnsw_upper_ids(info, u, lc);
+
+					if (!list_has_deleted(vs, l, n))
+						continue;
+					if (njobs >= capjobs)
+					{
+						capjobs = Max(capjobs * 2, 8);
+						jobs = jobs ? repalloc(jobs, sizeof(RepairJob) * capjobs) :
+							palloc(sizeof(RepairJob) * capjobs);
+					}
+					jobs[njobs].owner = u->owner;
+					jobs[njobs].listid = id;
+					jobs[njobs].lc = lc;
+					jobs[njobs].nold = n;
+					memcpy(jobs[njobs].old, l, sizeof(uint32) * n);
+					njobs++;
+				}
+			}
+		}
+		UnlockReleaseBuffer(buf);
+		if (njobs == 0)
+			break;
+
+		for (int j = 0; j < njobs; j++)
+		{
+			repair_job(vs, &jobs[j]);
+			vacuum_delay_point();
+		}
+
+		buf = ReadBuffer(vs->index, blk);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(vs->index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		for (int j = 0; j < njobs; j++)
+		{
+			RepairJob  *job = &jobs[j];
+			char	   *p = rhnsw_page_slot(page, rhnsw_id_offset(info, job->listid));
+			uint32	   *ids;
+			uint8	   *cnt;
+
+			if (job->nnew < 0)
+				continue;
+			if (job->lc == 0)
+			{
+				RHnswSlot	s = (RHnswSlot) p;
+
+				if (s->kind != RHNSW_SLOT_ELEMENT || s->deleted)
+					continue;
+				ids = rhnsw_slot_nbrs(s);
+				cnt = &s->count0;
+			}
+			else
+			{
+				RHnswUpper	u = (RHnswUpper) p;
+
+				if (u->kind != RHNSW_SLOT_UPPER || u->owner != job->owner)
+					continue;
+				ids = rhnsw_upper_ids(info, u, job->lc);
+				cnt = &rhnsw_upper_counts(u)[job->lc - 1];
+			}
+			if (*cnt != job->nold || memcmp(ids, job->old, sizeof(uint32) * job->nold) != 0)
+			{
+				retry = true;	/* an insert got there first */
+				continue;
+			}
+			memcpy(ids, job->new, sizeof(uint32) * job->nnew);
+			*cnt = job->nnew;
+			changed = true;
+		}
+		if (changed)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+		if (!retry)
+			break;
+	}
+	if (jobs)
+		pfree(jobs);
+}
+
+/* ---------------------------------------------------------------- pass 4 */
+
+static void
+bfs(VacState *vs, uint8 *reached, uint32 *queue, uint32 start, uint32 *qt)
+{
+	uint32		qh = *qt;
+	uint32	   *nb = palloc(sizeof(uint32) * vs->info.m0);
+
+	if (start >= vs->nids || reached[start])
+		return;
+	reached[start] = 1;
+	queue[(*qt)++] = start;
+	while (qh < *qt)
+	{
+		uint32		e = queue[qh++];
+		int			n = read_list(vs, e, 0, nb);
+
+		for (int i = 0; i < n; i++)
+		{
+			uint32		x = nb[i];
+
+			if (x < vs->nids && !reached[x] && !vs->deleted[x])
+			{
+				reached[x] = 1;
+				queue[(*qt)++] = x;
+			}
+		}
+		if ((qh & 1023) == 0)
+			vacuum_delay_point();
+	}
+	pfree(nb);
+}
+
+static void
+ensure_reachable(VacState *vs)
+{
+	const RHnswInfo *info = &vs->info;
+	uint8	   *reached;
+	uint32	   *queue;
+	uint32		qt = 0;
+	float	   *vec = palloc(sizeof(float) * info->dims);
+
+	if (vs->meta.entry == RHNSW_INVALID)
+		return;
+	reached = rhnsw_alloc_huge_zero(CurrentMemoryContext, vs->nids);
+	queue = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) vs->nids + 1);
+	bfs(vs, reached, queue, vs->meta.entry, &qt);
+
+	/* a second sweep catches what a forced link of the first pushed out */
+	for (int sweep = 0; sweep < 3; sweep++)
+	{
+	bool		fixed_any = false;
+
+	for (BlockNumber blk = 1; blk < vs->nblocks; blk++)
+	{
+		Buffer		buf = ReadBuffer(vs->index, blk);
+		Page		page;
+		OffsetNumber maxoff;
+		uint32		orphans[256];
+		int			norphans = 0;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS)
+		{
+			maxoff = PageGetMaxOffsetNumber(page);
+			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && norphans < 256; off++)
+			{
+				RHnswSlot	s = (RHnswSlot) rhnsw_page_slot(page, off);
+				uint32		id = rhnsw_make_id(info, blk, off);
+
+				if (s->kind == RHNSW_SLOT_ELEMENT && !s->deleted && !reached[id])
+					orphans[norphans++] = id;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+		for (int i = 0; i < norphans; i++)
+		{
+			float		norm2;
+			bool		del;
+			float		aug;
+
+			if (reached[orphans[i]])
+				continue;
+			if (!rhnsw_read_vector(vs->index, info, orphans[i], vec, &norm2, &del) || del)
+				continue;
+			aug = vs->metric == RHNSW_METRIC_IP ? rhnsw_aug(vs->meta.max_norm2, norm2) : 0.0f;
+			if (rhnsw_link_orphan(vs->index, info, vs->metric, vs->meta.max_norm2, orphans[i],
+								  vec, aug, vs->meta.entry, vs->meta.entry_level, reached, vs->nids))
+			{
+				bfs(vs, reached, queue, orphans[i], &qt);
+				fixed_any = true;
+			}
+			else
+				ereport(DEBUG1,
+						(errmsg("rec_hnsw: could not link element %u of index \"%s\"",
+								orphans[i], RelationGetRelationName(vs->index))));
+		}
+		vacuum_delay_point();
+	}
+	if (!fixed_any)
+		break;
+	/* start over: the links made may have pushed others out */
+	memset(reached, 0, vs->nids);
+	qt = 0;
+	bfs(vs, reached, queue, vs->meta.entry, &qt);
+	}
+	pfree(reached);
+	pfree(queue);
+	pfree(vec);
+}
+
+/* ---------------------------------------------------------------- pass 5 */
+
+static void
+free_deleted(VacState *vs)
+{
+	const RHnswInfo *info = &vs->info;
+
+	for (BlockNumber blk = 1; blk < vs->nblocks; blk++)
+	{
+		Buffer		buf = ReadBuffer(vs->index, blk);
+		Page		page;
+		GenericXLogState *state = NULL;
+		OffsetNumber maxoff;
+		RHnswPageOpaque op;
+
+		vacuum_delay_point();
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page) || RHnswPageGetOpaque(page)->type != RHNSW_PAGE_SLOTS)
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			char	   *p = rhnsw_page_slot(page, off);
+			uint32		id = rhnsw_make_id(info, blk, off);
+			bool		release = false;
+
+			if (((RHnswSlot) p)->kind == RHNSW_SLOT_ELEMENT)
+				release = ((RHnswSlot) p)->deleted && is_deleted(vs, id);
+			else if (((RHnswUpper) p)->kind == RHNSW_SLOT_UPPER)
+				release = is_deleted(vs, ((RHnswUpper) p)->owner);
+			if (!release)
+				continue;
+			if (state == NULL)
+			{
+				state = GenericXLogStart(vs->index);
+				page = GenericXLogRegisterBuffer(state, buf, 0);
+				p = rhnsw_page_slot(page, off);
+			}
+			memset(p, 0, info->slot_size);
+			RHnswPageGetOpaque(page)->nfree++;
+		}
+		op = RHnswPageGetOpaque(page);
+		if (state)
+		{
+			op = RHnswPageGetOpaque(page);
+			GenericXLogFinish(state);
+		}
+		if (op->nfree > 0)
+			RecordPageWithFreeSpace(vs->index, blk, BLCKSZ - 1);
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+IndexBulkDeleteResult *
+rhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+				 IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = info->index;
+	VacState	vs;
+	MemoryContext ctx;
+	MemoryContext old;
+
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+
+	memset(&vs, 0, sizeof(vs));
+	vs.index = index;
+	if (!rhnsw_get_info(index, &vs.info, &vs.meta))
+		return stats;
+
+	ctx = AllocSetContextCreate(CurrentMemoryContext, "rec_hnsw vacuum",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(ctx);
+
+	vs.metric = vs.meta.metric;
+	vs.nblocks = RelationGetNumberOfBlocks(index);
+	vs.nids = (uint32) (vs.nblocks - 1) * vs.info.per_page;
+	vs.deleted = rhnsw_alloc_huge_zero(ctx, Max(vs.nids, 1));
+	vs.best_live = RHNSW_INVALID;
+	vs.best_level = -1;
+
+	mark_deleted(&vs, stats, callback, callback_state);
+
+	if (vs.ndeleted > 0)
+	{
+		/* inserts that began before the marks are finished after this */
+		LockPage(index, RHNSW_UPDATE_LOCK, ExclusiveLock);
+		UnlockPage(index, RHNSW_UPDATE_LOCK, ExclusiveLock);
+
+		move_entry(&vs);
+		for (BlockNumber blk = 1; blk < vs.nblocks; blk++)
+		{
+			repair_page(&vs, blk);
+			vacuum_delay_point();
+		}
+		ensure_reachable(&vs);
+		free_deleted(&vs);
+		IndexFreeSpaceMapVacuum(index);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(ctx);
+	return stats;
+}
+
+IndexBulkDeleteResult *
+rhnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	Relation	index = info->index;
+	BlockNumber nblocks;
+
+	if (info->analyze_only)
+		return stats;
+
+	nblocks = RelationGetNumberOfBlocks(index);
+	if (stats == NULL)
+	{
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+		/* count elements; record pages with free slots */
+		for (BlockNumber blk = 1; blk < nblocks; blk++)
+		{
+			Buffer		buf = ReadBuffer(index, blk);
+			Page		page;
+
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS)
+			{
+				OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+				for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+				{
+					RHnswSlot	s = (RHnswSlot) rhnsw_page_slot(page, off);
+
+					if (s->kind == RHNSW_SLOT_ELEMENT && !s->deleted)
+						stats->num_index_tuples++;
+				}
+				if (RHnswPageGetOpaque(page)->nfree > 0)
+					RecordPageWithFreeSpace(index, blk, BLCKSZ - 1);
+			}
+			UnlockReleaseBuffer(buf);
+			vacuum_delay_point();
+		}
+		IndexFreeSpaceMapVacuum(index);
+	}
+	stats->num_pages = nblocks;
+	return stats;
+}

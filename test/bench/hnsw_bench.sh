@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+#
+# test/bench/hnsw_bench.sh: rec_hnsw against pgvector's hnsw, side by side,
+# in one throwaway server. Not part of test/run.
+#
+#   test/bench/hnsw_bench.sh [N] [KIND] [OPS] [EF_LIST]
+#
+#   N        rows (default 100000); queries: 1000, not in the base set
+#   KIND     clustered: unit vectors from a mixture of 100 Gaussian centres
+#            mips:      the same mixture, not normalised (log-normal norms,
+#                       like ALS factors)
+#            gauss:     plain Gaussian vectors, not normalised
+#   OPS      ip (default), l2 or cosine
+#   EF_LIST  default "20 40 80 160"
+#
+# Environment: DIM (64), M (16), EFC (64), SECONDS_PER_EF (10),
+# ENGINES ("rec pgvector"), KEEP=1 keeps the server's directory.
+#
+# Prints, per engine: serial and parallel build time, index size, and per
+# ef_search: recall@10 against the exact answer, queries per second from
+# one client with a prepared statement, p50 and p99 latency.
+# pgvector is used only if `CREATE EXTENSION vector` works; it is never
+# built here.
+set -euo pipefail
+
+N=${1:-100000}
+KIND=${2:-clustered}
+OPS=${3:-ip}
+EFS=${4:-"20 40 80 160"}
+DIM=${DIM:-64}
+M=${M:-16}
+EFC=${EFC:-64}
+SECS=${SECONDS_PER_EF:-10}
+ENGINES=${ENGINES:-"rec pgvector"}
+PGBIN=/usr/lib/postgresql/15/bin
+src=$(cd "$(dirname "$0")/../.." && pwd)
+
+case $OPS in
+ip) recop='<#>'; pgop='<#>'; recopc=rec.vector_ip_ops; pgopc=vector_ip_ops ;;
+l2) recop='<->'; pgop='<->'; recopc=rec.vector_l2_ops; pgopc=vector_l2_ops ;;
+cosine) recop='<=>'; pgop='<=>'; recopc=rec.vector_cosine_ops; pgopc=vector_cosine_ops ;;
+*) echo "unknown OPS $OPS"; exit 1 ;;
+esac
+
+if [ "$(id -u)" = 0 ]; then runas=(runuser -u postgres --); owner=postgres; else runas=(); owner=$(id -un); fi
+work=$(mktemp -d /tmp/rec-bench.XXXXXX)
+chmod 755 "$work"
+trap '[ -n "${KEEP:-}" ] || { "${runas[@]}" $PGBIN/pg_ctl -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }' EXIT
+
+(cd "$src" && make -s -j2 >/dev/null && make -s install DESTDIR="$work/stage" >/dev/null)
+chown -R "$owner" "$work"
+"${runas[@]}" $PGBIN/initdb -D "$work/data" >/dev/null
+cat >>"$work/data/postgresql.conf" <<EOF
+extension_destdir = '$work/stage'
+dynamic_library_path = '$work/stage/usr/lib/postgresql/15/lib:\$libdir'
+shared_preload_libraries = 'rec'
+port = 5498
+unix_socket_directories = '$work'
+listen_addresses = ''
+shared_buffers = 4GB
+maintenance_work_mem = 4GB
+work_mem = 64MB
+max_worker_processes = 8
+max_parallel_workers = 8
+fsync = off
+synchronous_commit = off
+wal_level = replica
+max_wal_size = 10GB
+jit = off
+search_path = 'public, rec'
+EOF
+"${runas[@]}" $PGBIN/pg_ctl -D "$work/data" -l "$work/log" -w start >/dev/null
+psql() { command $PGBIN/psql -h "$work" -p 5498 -U postgres -X -q -v ON_ERROR_STOP=1 "$@" postgres; }
+
+psql -c "CREATE EXTENSION rec"
+if [[ " $ENGINES " == *" pgvector "* ]] && ! psql -c "CREATE EXTENSION vector" 2>/dev/null; then
+	echo "# pgvector not available: measuring rec only"
+	ENGINES=rec
+fi
+
+echo "# data: N=$N kind=$KIND dim=$DIM ops=$OPS m=$M ef_construction=$EFC ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+t0=$(date +%s)
+psql <<EOF
+CREATE FUNCTION pg_temp.nrm() RETURNS float8 LANGUAGE sql VOLATILE
+	AS \$\$ SELECT sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) \$\$;
+SELECT setseed(0.42);
+CREATE TABLE centres AS
+	SELECT c, array_agg(pg_temp.nrm() ORDER BY d) AS a
+	FROM generate_series(0, 99) c, generate_series(1, $DIM) d GROUP BY c;
+CREATE TABLE raw AS
+	SELECT i AS id,
+	       CASE WHEN '$KIND' = 'gauss'
+	            THEN (SELECT array_agg(pg_temp.nrm() ORDER BY d) FROM generate_series(1, $DIM) d)
+	            ELSE (SELECT array_agg(c.a[d] + 0.5 * pg_temp.nrm() ORDER BY d) FROM generate_series(1, $DIM) d)
+	       END AS a,
+	       exp(0.5 * pg_temp.nrm()) AS scale
+	FROM generate_series(1, $N + 1000) i,
+	     LATERAL (SELECT a FROM centres WHERE c = (i * 7919) % 100) c;
+CREATE TABLE vecs AS
+	SELECT id, '[' || array_to_string(
+	         CASE WHEN '$KIND' = 'clustered'
+	              THEN (SELECT array_agg(x / (SELECT sqrt(sum(y * y)) FROM unnest(a) y) ORDER BY o)
+	                    FROM unnest(a) WITH ORDINALITY u(x, o))
+	              WHEN '$KIND' = 'mips'
+	              THEN (SELECT array_agg(x * scale ORDER BY o) FROM unnest(a) WITH ORDINALITY u(x, o))
+	              ELSE a END, ',') || ']' AS t
+	FROM raw;
+DROP TABLE raw;
+CREATE TABLE items (id int PRIMARY KEY, v rec.vector($DIM));
+INSERT INTO items SELECT id, t::rec.vector FROM vecs WHERE id <= $N ORDER BY random();
+CREATE TABLE queries (id int PRIMARY KEY, v rec.vector($DIM));
+INSERT INTO queries SELECT id - $N, t::rec.vector FROM vecs WHERE id > $N;
+EOF
+if [[ " $ENGINES " == *" pgvector "* ]]; then
+	psql <<EOF
+CREATE TABLE pitems (id int PRIMARY KEY, v public.vector($DIM));
+INSERT INTO pitems SELECT id, v::text::public.vector FROM items;
+CREATE TABLE pqueries (id int PRIMARY KEY, v public.vector($DIM));
+INSERT INTO pqueries SELECT id, v::text::public.vector FROM queries;
+EOF
+fi
+psql -c "DROP TABLE vecs"; psql -c "VACUUM ANALYZE"
+echo "# data generated in $(($(date +%s) - t0)) s"
+
+# exact answers, two connections
+t0=$(date +%s)
+psql -c "CREATE TABLE gt (qid int PRIMARY KEY, ids int[])"
+for part in 0 1; do
+	psql -c "SET enable_indexscan = off; SET max_parallel_workers_per_gather = 0;
+	         INSERT INTO gt SELECT q.id, ARRAY(SELECT i.id FROM items i ORDER BY i.v $recop q.v, i.id LIMIT 10)
+	         FROM queries q WHERE q.id % 2 = $part" &
+done
+wait
+echo "# ground truth in $(($(date +%s) - t0)) s"
+
+ms() { date +%s%N; }
+
+build() {
+	# $1 engine, $2 workers
+	local table=items opc=$recopc am=rec_hnsw
+	if [ "$1" = pgvector ]; then table=pitems; opc=$pgopc; am=hnsw; fi
+	psql -c "DROP INDEX IF EXISTS ${table}_idx"
+	psql -c "CHECKPOINT"
+	local t=$(ms)
+	psql -c "SET max_parallel_maintenance_workers = $2; CREATE INDEX ${table}_idx ON $table USING $am (v $opc) WITH (m = $M, ef_construction = $EFC)"
+	echo $((($(ms) - t) / 1000000))
+}
+
+for eng in $ENGINES; do
+	table=items; qtable=queries; op=$recop; guc=rec.hnsw_ef_search
+	if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; guc=hnsw.ef_search; fi
+	s=$(build "$eng" 0)
+	p=$(build "$eng" 1)
+	size=$(psql -At -c "SELECT pg_relation_size('${table}_idx')")
+	printf '%-8s build serial %.2f s, parallel (1 worker + leader) %.2f s, index %.1f MiB\n' \
+		"$eng" "$(echo "$s/1000" | bc -l)" "$(echo "$p/1000" | bc -l)" "$(echo "$size/1048576" | bc -l)"
+	psql -c "SELECT pg_prewarm('${table}_idx')" >/dev/null 2>&1 || true
+	cat >"$work/q_$eng.sql" <<EOF
+\set qid random(1, 1000)
+SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qtable WHERE id = :qid) LIMIT 10;
+EOF
+	for ef in $EFS; do
+		recall=$(psql -At -c "SET $guc = $ef; SET enable_seqscan = off;
+			SELECT round(avg(cardinality(ARRAY(
+			  SELECT unnest(g.ids) INTERSECT
+			  SELECT unnest(ARRAY(SELECT i.id FROM $table i ORDER BY i.v $op q.v LIMIT 10)))) / 10.0), 4)
+			FROM $qtable q JOIN gt g ON g.qid = q.id")
+		rm -f "$work"/pgbench_log.*
+		(cd "$work" && PGOPTIONS="-c $guc=$ef -c enable_seqscan=off" command $PGBIN/pgbench -h "$work" -p 5498 -U postgres \
+			-n -M prepared -c 1 -T "$SECS" -f "$work/q_$eng.sql" -l postgres >"$work/pgbench.out" 2>&1)
+		qps=$(grep -E '^tps' "$work/pgbench.out" | sed -E 's/tps = ([0-9.]+).*/\1/')
+		lat=$(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
+		printf '%-8s ef_search %4d  recall@10 %.4f  %8.0f q/s  p50 %s ms  p99 %s ms\n' \
+			"$eng" "$ef" "$recall" "$qps" $lat
+	done
+done

@@ -1,0 +1,64 @@
+# rec_hnsw under concurrency: pgbench clients mix inserts, updates,
+# deletes and scans while another keeps vacuuming. No errors; afterwards the
+# index passes rec.hnsw_check and answers correctly.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('hnsw_conc');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION rec;
+	CREATE FUNCTION public.rv() RETURNS rec.vector LANGUAGE sql VOLATILE AS
+	  $$ SELECT ('[' || array_to_string(ARRAY(SELECT random() * 2 - 1 FROM generate_series(1, 8)), ',') || ']')::rec.vector $$;
+	CREATE TABLE t (id serial PRIMARY KEY, v rec.vector(8)) WITH (autovacuum_enabled = off);
+	INSERT INTO t (v) SELECT public.rv() FROM generate_series(1, 2000);
+	CREATE INDEX t_idx ON t USING rec_hnsw (v rec.vector_l2_ops) WITH (m = 8, ef_construction = 32);
+});
+
+$node->pgbench(
+	'--no-vacuum --client=4 --transactions=150',
+	0,
+	[qr{processed: 600/600}],
+	[qr{^$}],
+	'mixed inserts, updates, deletes, scans and vacuum',
+	{
+		'hnsw_mix' => q{
+			\set r random(1, 4000)
+			INSERT INTO t (v) SELECT public.rv() FROM generate_series(1, 3);
+			UPDATE t SET v = public.rv() WHERE id = :r;
+			DELETE FROM t WHERE id = :r + 1;
+			SELECT count(*) FROM (SELECT id FROM t ORDER BY v OPERATOR(rec.<->) public.rv() LIMIT 10) s;
+		},
+		'hnsw_vacuum@1' => q{
+			VACUUM t;
+		},
+		'hnsw_mix2@6' => q{
+			\set r random(1, 4000)
+			SELECT id FROM t ORDER BY v OPERATOR(rec.<->) (SELECT v FROM t WHERE id >= :r ORDER BY id LIMIT 1) LIMIT 5;
+		},
+	});
+
+$node->safe_psql('postgres', "SELECT rec.hnsw_check('t_idx')");
+pass('index intact after the concurrent run');
+$node->safe_psql('postgres', 'VACUUM t');
+$node->safe_psql('postgres', "SELECT rec.hnsw_check('t_idx')");
+pass('index intact after a final vacuum');
+
+# every live row finds itself first
+my $bad = $node->safe_psql('postgres', q{
+	SET enable_seqscan = off;
+	SELECT count(*) FROM t a
+	WHERE (SELECT b.v FROM t b ORDER BY b.v OPERATOR(rec.<->) a.v LIMIT 1) OPERATOR(rec.<->) a.v <> 0
+});
+is($bad, '0', 'every row is its own nearest neighbour');
+my $n = $node->safe_psql('postgres', q{
+	SET enable_seqscan = off;
+	SELECT count(*) FROM (SELECT id FROM t ORDER BY v OPERATOR(rec.<->) public.rv() LIMIT 100000) s});
+is($n, $node->safe_psql('postgres', 'SELECT count(*) FROM t'), 'an unbounded scan returns every row');
+
+$node->stop;
+done_testing();
