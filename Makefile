@@ -18,6 +18,7 @@ SQL_PARTS   = src/rec.sql \
               src/hnsw/hnsw.sql \
               src/events/events.sql \
               src/model/model.sql \
+              src/eval/eval.sql \
               src/serve/serve.sql
 
 MODULE_big  = rec

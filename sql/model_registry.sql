@@ -17,6 +17,7 @@ SELECT rec.wait(:m1, '60 s'), rec.wait(:m2, '60 s'), rec.wait(:m3, '60 s'), rec.
 CREATE VIEW reg AS
 SELECT m.name, m.status, coalesce(string_agg(d.surface, ',' ORDER BY d.surface), '') AS surfaces
 FROM rec.models m LEFT JOIN rec.deployments d USING (model_id)
+WHERE m.model_id BETWEEN 1000 AND 1999
 GROUP BY m.model_id, m.name, m.status ORDER BY m.model_id;
 
 SELECT rec.promote(:m1);
@@ -32,7 +33,7 @@ SELECT rec.rollback('nowhere');
 SELECT rec.promote(:m2);
 SELECT rec.rollback() = :m1 AS back_to_first_again;
 SELECT surface, action, model_id = :m1 AS to_first, undone FROM rec.deployment_history
-ORDER BY event_id;
+WHERE model_id BETWEEN 1000 AND 1999 ORDER BY event_id;
 
 -- what cannot be promoted or retired
 SELECT rec.promote(:bad);

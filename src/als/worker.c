@@ -989,8 +989,10 @@ train(void)
 
 /*
  * Rank each held-out item among all items of the model, leaving out the
- * user's training items: rank = how many of those score higher. Metrics at
- * k = 10 follow the textbook definitions with one relevant item.
+ * user's training items: rank = how many of those come first (a higher
+ * score, or the same score and a smaller item id, as in rec.evaluate; dense
+ * ids are in item id order). Metrics at k = 10 follow the textbook
+ * definitions with one relevant item.
  */
 static void
 evaluate_holdout(void)
@@ -1032,13 +1034,19 @@ evaluate_holdout(void)
 		{
 			uint32		u = blk[b];
 			const float *s = S + (size_t) b * ni;
-			float		target = s[job->hold[u]];
+			uint32		h = job->hold[u];
+			float		target = s[h];
 			uint64		rank = 0;
 
+			/* ahead of h: a higher score, or the same and a smaller id */
 			for (uint32 i = 0; i < ni; i++)
-				rank += s[i] > target;
+				rank += s[i] > target || (s[i] == target && i < h);
 			for (uint64 j = job->um.ptr[u]; j < job->um.ptr[u + 1]; j++)
-				rank -= s[job->um.ent[j].idx] > target;
+			{
+				uint32		i = job->um.ent[j].idx;
+
+				rank -= s[i] > target || (s[i] == target && i < h);
+			}
 			users++;
 			mrr += 1.0 / (rank + 1.0);
 			if (rank < (uint64) K)
