@@ -55,6 +55,11 @@ SELECT name, algorithm, status, users, items, interactions, error IS NULL AS no_
 FROM rec.models WHERE model_id = :exact;
 SELECT count(*) AS user_rows, min(rec.vector_dims(factors)) AS dims FROM rec.user_factors(:exact);
 SELECT count(*) AS item_rows FROM rec.item_factors(:exact);
+-- the item side is indexed for serving
+SELECT (metrics->>'indexed')::boolean AS indexed,
+	   (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+		WHERE i.indrelid = format('rec.model_%s_item_factors', :exact)::regclass AND a.amname = 'rec_hnsw') AS hnsw_indexes
+FROM rec.models WHERE model_id = :exact;
 
 -- the loss of exact ALS never goes up
 SELECT bool_and(l.v::float8 <= prev.v::float8 * (1 + 1e-5)) AS loss_non_increasing
