@@ -58,6 +58,8 @@ struct RecRequest
 	/* resolve */
 	const RecCandidateSource *sources[REC_MAX_SOURCES];
 	int			n_sources;
+	int64		model_id;		/* deployed model serving this user, or 0 */
+	Datum		user_factors;	/* the user's rec.vector in that model */
 
 	/* exclusions: sorted, distinct */
 	int64	   *excluded;
@@ -77,7 +79,15 @@ extern void rec_request_add(RecRequest *req, int64 item_id, double score,
 extern SPIPlanPtr rec_keep_plan(SPIPlanPtr *plan, const char *query,
 								int nargs, Oid *argtypes, int cursor_options);
 
+/*
+ * Resolve the model deployed on a surface for req's user: sets model_id and
+ * user_factors and returns true, or returns false when there is no model or
+ * it does not know the user (model.c).
+ */
+extern bool rec_resolve_model(RecRequest *req, const char *surface);
+
 /* Candidate sources. */
 extern const RecCandidateSource rec_source_popular;
+extern const RecCandidateSource rec_source_model;	/* source "als" */
 
 #endif							/* REC_SERVE_PIPELINE_H */

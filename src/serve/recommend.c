@@ -58,15 +58,17 @@ rec_keep_plan(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes,
 }
 
 /*
- * Stage 1, resolve. There is no model registry yet, so every request is
- * served by the popularity source. When models can be deployed, this looks
- * up the surface's deployed model (or the user's experiment variant), puts
- * its sources first and keeps popularity as the fallback.
+ * Stage 1, resolve. A user the model deployed on surface 'home' knows is
+ * served by that model ("als"); anyone else (and everyone when no model is
+ * deployed) by the popularity source.
  */
 static void
 resolve(RecRequest *req)
 {
-	req->sources[req->n_sources++] = &rec_source_popular;
+	if (rec_resolve_model(req, "home"))
+		req->sources[req->n_sources++] = &rec_source_model;
+	else
+		req->sources[req->n_sources++] = &rec_source_popular;
 }
 
 static int
