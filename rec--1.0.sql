@@ -709,8 +709,8 @@ CREATE TABLE @extschema@.deployment_history (
 	event_id          bigint PRIMARY KEY
 		DEFAULT pg_catalog.nextval('@extschema@.deployment_history_event_id_seq'),
 	surface           text NOT NULL,
-	action            text NOT NULL CHECK (action IN ('promote', 'rollback')),
-	model_id          bigint NOT NULL,
+	action            text NOT NULL CHECK (action IN ('promote', 'rollback', 'undeploy')),
+	model_id          bigint,
 	previous_model_id bigint,
 	undone            boolean NOT NULL DEFAULT false,
 	at                timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -911,6 +911,35 @@ $$;
 COMMENT ON FUNCTION @extschema@.rollback(text)
 	IS 'serve a surface''s previous model again (one atomic switch); returns its id';
 
+CREATE FUNCTION @extschema@.undeploy(surface text DEFAULT 'home')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	cur bigint;
+BEGIN
+	LOCK TABLE @extschema@.deployments IN SHARE ROW EXCLUSIVE MODE;
+	DELETE FROM @extschema@.deployments d WHERE d.surface = surface RETURNING d.model_id INTO cur;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no model is deployed on surface "%"', surface
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	-- what was promoted before is not rolled back to any more
+	UPDATE @extschema@.deployment_history h SET undone = true
+		WHERE h.surface = surface AND h.action = 'promote';
+	INSERT INTO @extschema@.deployment_history (surface, action, model_id, previous_model_id)
+		VALUES (surface, 'undeploy', NULL, cur);
+	UPDATE @extschema@.models m SET status = 'ready'
+		WHERE m.model_id = cur AND m.status = 'promoted'
+		  AND NOT EXISTS (SELECT 1 FROM @extschema@.deployments d WHERE d.model_id = cur);
+	RETURN cur;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.undeploy(text)
+	IS 'stop serving a model on a surface (it falls back to popular items); returns the model''s id';
+
 CREATE FUNCTION @extschema@.retire(model_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -960,6 +989,7 @@ REVOKE ALL ON FUNCTION @extschema@.cancel(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.promote(bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.rollback(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.retire(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.undeploy(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.user_factors(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.item_factors(bigint) FROM PUBLIC;
 

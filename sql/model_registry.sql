@@ -60,3 +60,11 @@ SELECT rec.retire(:m1);
 SELECT rec.promote(:m1);
 SELECT * FROM reg;
 SELECT rec.rollback();
+
+-- undeploy: the surface falls back to popular items, and rollback starts afresh
+SELECT rec.undeploy('email') = :m3 AS undeployed_email;
+SELECT rec.undeploy('home') = :m3 AS undeployed_home;
+SELECT rec.undeploy('home');
+SELECT * FROM reg;
+SELECT count(*) AS deployments FROM rec.deployments;
+SELECT rec.rollback();

@@ -35,7 +35,9 @@
 #include <cblas.h>
 
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -1266,6 +1268,24 @@ finish_job(double t_start)
 					  utab, job->f.k), SPI_OK_UTILITY);
 	spi_exec(psprintf("CREATE TABLE %s (item_id bigint NOT NULL, factors rec.vector(%d) NOT NULL)",
 					  itab, job->f.k), SPI_OK_UTILITY);
+	/*
+	 * The tables are not members of the extension (pg_dump must keep them
+	 * with their data), but DROP EXTENSION takes them along, as it takes
+	 * rec.models.
+	 */
+	{
+		ObjectAddress ext,
+					tbl;
+		Oid			nsp = get_namespace_oid("rec", false);
+
+		ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid("rec", false));
+		ObjectAddressSet(tbl, RelationRelationId,
+						 get_relname_relid(psprintf("model_" INT64_FORMAT "_user_factors", job->model_id), nsp));
+		recordDependencyOn(&tbl, &ext, DEPENDENCY_AUTO_EXTENSION);
+		ObjectAddressSet(tbl, RelationRelationId,
+						 get_relname_relid(psprintf("model_" INT64_FORMAT "_item_factors", job->model_id), nsp));
+		recordDependencyOn(&tbl, &ext, DEPENDENCY_AUTO_EXTENSION);
+	}
 	write_factors(utab, job->users.rev, job->f.X, job->users.n, &job->um, true, vectype);
 	write_factors(itab, job->items.rev, job->f.Y, job->items.n, &job->im, false, vectype);
 	spi_exec(psprintf("ALTER TABLE %s ADD PRIMARY KEY (user_id)", utab), SPI_OK_UTILITY);

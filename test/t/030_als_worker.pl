@@ -149,5 +149,14 @@ for my $kernel ('avx2', 'portable')
 	ok($diff < 1e-3, "$kernel kernels agree with the default ones (max score difference $diff)");
 }
 
+# --- DROP EXTENSION takes the factor tables along
+ok($node->safe_psql('postgres',
+	q{SELECT count(*) FROM pg_class WHERE relname ~ '^model_[0-9]+_(user|item)_factors$'}) > 0,
+	'factor tables exist');
+$node->safe_psql('postgres', 'DROP EXTENSION rec');
+is($node->safe_psql('postgres',
+	q{SELECT count(*) FROM pg_class WHERE relname ~ '^model_[0-9]+_(user|item)_factors'}), '0',
+	'DROP EXTENSION dropped the factor tables');
+
 $node->stop;
 done_testing();
