@@ -37,6 +37,7 @@
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "storage/bufmgr.h"
 #include "storage/condition_variable.h"
 #include "storage/smgr.h"
@@ -1000,6 +1001,86 @@ pw_finish(PageWriter *pw)
 		smgrimmedsync(RelationGetSmgr(pw->index), pw->fork);
 }
 
+/*
+ * Page-aware order: pages are filled with an element, then its neighbours,
+ * then theirs, so that elements close in the graph share pages and a
+ * search touches fewer of them. Seeds are taken in breadth-first order
+ * from the entry point. Returns perm[old id] = new id.
+ */
+static uint32 *
+page_order(BGraph *g, uint32 n, int per_page)
+{
+	uint32	   *perm = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) n);
+	uint32	   *inv = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) n);
+	uint32	   *bfs = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) n);
+	uint8	   *seen = rhnsw_alloc_huge_zero(CurrentMemoryContext, n);
+	uint32		qh = 0;
+	uint32		qt = 0;
+	uint32		pos = 0;
+
+	for (uint32 i = 0; i < n; i++)
+		perm[i] = RHNSW_INVALID;
+	/* breadth-first order of all elements (unreached ones appended) */
+	for (uint32 start = g->sh->entry, next = 0; qt < n;)
+	{
+		if (!seen[start])
+		{
+			seen[start] = 1;
+			bfs[qt++] = start;
+		}
+		while (qh < qt)
+		{
+			uint32		e = bfs[qh++];
+			uint32	   *l = g->nbr0 + (Size) e * g->m0;
+
+			for (int i = 0; i < g->cnt0[e]; i++)
+			{
+				if (!seen[l[i]])
+				{
+					seen[l[i]] = 1;
+					bfs[qt++] = l[i];
+				}
+			}
+		}
+		while (next < n && seen[next])
+			next++;
+		if (next >= n)
+			break;
+		start = next;
+	}
+	for (uint32 b = 0; b < qt && pos < n; b++)
+	{
+		uint32		seed = bfs[b];
+		uint32		k;
+
+		if (perm[seed] != RHNSW_INVALID)
+			continue;
+		perm[seed] = pos;
+		inv[pos++] = seed;
+		k = pos - 1;
+		while (pos % per_page != 0 && k < pos)
+		{
+			uint32		e = inv[k++];
+			uint32	   *l = g->nbr0 + (Size) e * g->m0;
+
+			for (int i = 0; i < g->cnt0[e] && pos % per_page != 0; i++)
+			{
+				if (perm[l[i]] == RHNSW_INVALID)
+				{
+					perm[l[i]] = pos;
+					inv[pos++] = l[i];
+				}
+			}
+		}
+		if ((b & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	pfree(inv);
+	pfree(bfs);
+	pfree(seen);
+	return perm;
+}
+
 static void
 write_graph(BGraph *g, ForkNumber fork, int dims_known)
 {
@@ -1008,6 +1089,8 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 	RHnswInfo  *info = &g->info;
 	uint32	   *urank;
 	uint32	   *uowner;
+	uint32	   *perm;
+	uint32	   *inv;
 	uint32		nu = 0;
 	uint32		total;
 	uint32		npages;
@@ -1032,10 +1115,17 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 		return;
 	}
 
+	perm = page_order(g, n, info->per_page);
+	inv = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) n);
+	for (uint32 i = 0; i < n; i++)
+		inv[perm[i]] = i;
+	mp->entry = perm[sh->entry];
 	urank = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) n);
 	uowner = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) n);
-	for (uint32 i = 0; i < n; i++)
+	for (uint32 j = 0; j < n; j++)
 	{
+		uint32		i = inv[j];
+
 		if (g->levels[i] > 0)
 		{
 			uowner[nu] = i;
@@ -1063,16 +1153,18 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 			if (id < n)
 			{
 				RHnswSlot	s = (RHnswSlot) slotbuf;
-				const float *v = gvec(g, id);
+				uint32		old = inv[id];
+				const float *v = gvec(g, old);
+				const uint32 *l = g->nbr0 + (Size) old * g->m0;
 
 				s->kind = RHNSW_SLOT_ELEMENT;
-				s->level = g->levels[id];
-				s->count0 = g->cnt0[id];
-				s->heaptid = g->tids[id];
-				s->upper = urank[id];
+				s->level = g->levels[old];
+				s->count0 = g->cnt0[old];
+				s->heaptid = g->tids[old];
+				s->upper = urank[old];
 				s->norm2 = rec_kernel_dot(v, v, dims_known);
-				memcpy(rhnsw_slot_nbrs(s), g->nbr0 + (Size) id * g->m0,
-					   sizeof(uint32) * s->count0);
+				for (int i = 0; i < s->count0; i++)
+					rhnsw_slot_nbrs(s)[i] = perm[l[i]];
 				memcpy(rhnsw_slot_vec(info, s), v, sizeof(float) * dims_known);
 			}
 			else if (id < total)
@@ -1083,13 +1175,14 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 
 				u->kind = RHNSW_SLOT_UPPER;
 				u->nlevels = g->levels[owner];
-				u->owner = owner;
+				u->owner = perm[owner];
 				for (int lc = 1; lc <= u->nlevels; lc++)
 				{
 					uint32	   *l = g->upool + g->upper[owner] + (lc - 1) * (1 + g->m);
 
 					rhnsw_upper_counts(u)[lc - 1] = l[0];
-					memcpy(rhnsw_upper_ids(info, u, lc), l + 1, sizeof(uint32) * l[0]);
+					for (uint32 i = 0; i < l[0]; i++)
+						rhnsw_upper_ids(info, u, lc)[i] = perm[l[1 + i]];
 				}
 			}
 			else
@@ -1104,6 +1197,8 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 	pw_finish(&pw);
 	pfree(urank);
 	pfree(uowner);
+	pfree(perm);
+	pfree(inv);
 	pfree(slotbuf);
 }
 
@@ -1304,7 +1399,12 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	uint32		n;
 	MemoryContext buildctx;
 	MemoryContext oldctx;
+	instr_time	t_start;
+	instr_time	t_loaded;
+	instr_time	t_built;
+	instr_time	t_written;
 
+	INSTR_TIME_SET_CURRENT(t_start);
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 
@@ -1394,6 +1494,9 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			shm_toc_insert(pcxt->toc, PARALLEL_KEY_QUERY, q);
 			LaunchParallelWorkers(pcxt);
 			sh->nparticipants = pcxt->nworkers_launched + 1;
+			ereport(DEBUG1,
+					(errmsg("rec_hnsw build: %d parallel workers launched of %d planned",
+							pcxt->nworkers_launched, nworkers)));
 			bgraph_common_init(&g, heap, index, sh);
 			g.parallel = true;
 			g.leader = true;
@@ -1433,6 +1536,7 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 			rhnsw_info_compute(&g.info, g.dims, m, efc, metric);
 	}
 	reltuples = sh->reltuples;
+	INSTR_TIME_SET_CURRENT(t_loaded);
 
 	n = compact(&g, Min(pg_atomic_read_u32(&sh->nload), sh->cap));
 
@@ -1453,6 +1557,7 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	else if (n > 0)
 		insert_loop(&g);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, n);
+	INSTR_TIME_SET_CURRENT(t_built);
 
 	/* write */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, RHNSW_PHASE_WRITE);
@@ -1461,6 +1566,14 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	write_graph(&g, MAIN_FORKNUM, g.dims);
 	result->heap_tuples = reltuples;
 	result->index_tuples = n;
+	INSTR_TIME_SET_CURRENT(t_written);
+	INSTR_TIME_SUBTRACT(t_written, t_built);
+	INSTR_TIME_SUBTRACT(t_built, t_loaded);
+	INSTR_TIME_SUBTRACT(t_loaded, t_start);
+	ereport(DEBUG1,
+			(errmsg("rec_hnsw build: %u elements; load %.3f s, graph %.3f s, write %.3f s",
+					n, INSTR_TIME_GET_DOUBLE(t_loaded), INSTR_TIME_GET_DOUBLE(t_built),
+					INSTR_TIME_GET_DOUBLE(t_written))));
 
 	/* rows that did not fit in memory go in one by one */
 	if (sh->overflow)

@@ -272,7 +272,10 @@ typedef struct RHnswFound
 	ItemPointerData tid;
 	uint8		level;
 	uint8		deleted;
+	uint8		inC;			/* pushed to C already */
+	uint8		nnbrs;			/* layer-0 list captured at discovery */
 	uint32		vecidx;			/* index into vecs arena, when kept */
+	uint32		nbroff;			/* index into nbrs arena, or INVALID */
 } RHnswFound;
 
 typedef struct RHnswHeapItem
@@ -308,6 +311,9 @@ typedef struct RHnswSearch
 	float	   *vecs;
 	uint32		nvecs;
 	uint32		capvecs;
+	uint32	   *nbrs;			/* captured layer-0 lists */
+	uint32		nnbrs;
+	uint32		capnbrs;
 
 	/* C: candidates to expand (min-heap) */
 	RHnswHeapItem *C;

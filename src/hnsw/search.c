@@ -153,7 +153,7 @@ rhnsw_search_init(RHnswSearch *s, Relation index, const RHnswInfo *info, int met
 	s->metric = metric;
 	s->max_norm2 = max_norm2;
 	s->traverse_deleted = true;
-	s->vmask = 1023;
+	s->vmask = 4095;
 	s->vtab = palloc(sizeof(uint32) * (s->vmask + 1));
 	s->capfound = 256;
 	s->found = palloc(sizeof(RHnswFound) * s->capfound);
@@ -173,6 +173,7 @@ rhnsw_search_reset(RHnswSearch *s, int ef)
 	s->vcount = 0;
 	s->nfound = 0;
 	s->nvecs = 0;
+	s->nnbrs = 0;
 	s->nC = 0;
 	s->nD = 0;
 	s->whead = s->wtail = 0;
@@ -247,7 +248,24 @@ w_insert(RHnswSearch *s, RHnswHeapItem it, RHnswHeapItem *out)
 	return false;
 }
 
-/* a newly found element: place it in C, W and D */
+static inline void
+push_c(RHnswSearch *s, RHnswFound *f, uint32 fi)
+{
+	RHnswHeapItem it;
+
+	if (f->inC)
+		return;
+	it.d = f->d;
+	it.f = fi;
+	f->inC = 1;
+	heap_push(&s->C, &s->nC, &s->capC, it);
+}
+
+/*
+ * A newly found element: into W (and C) if it is among the ef best, else
+ * into D for a resumable scan. An element in D is pushed to C only when it
+ * moves up into W: only then could the search need its neighbours.
+ */
 static void
 consider(RHnswSearch *s, uint32 fi)
 {
@@ -260,35 +278,35 @@ consider(RHnswSearch *s, uint32 fi)
 	it.f = fi;
 	if (f->deleted)
 	{
-		if (s->keep_discarded || f->d < thr)
-			heap_push(&s->C, &s->nC, &s->capC, it);
+		if (f->d < thr)
+			push_c(s, f, fi);
 		return;
 	}
 	if (f->d < thr)
 	{
-		heap_push(&s->C, &s->nC, &s->capC, it);
+		push_c(s, f, fi);
 		if (w_insert(s, it, &out) && s->keep_discarded)
 			heap_push(&s->D, &s->nD, &s->capD, out);
 	}
 	else if (s->keep_discarded)
-	{
-		heap_push(&s->C, &s->nC, &s->capC, it);
 		heap_push(&s->D, &s->nD, &s->capD, it);
-	}
 }
 
 /* compute distances to the given ids, all on block blkno */
 static void
-visit_block(RHnswSearch *s, BlockNumber blkno, const uint32 *ids, int n, int lc)
+visit_block(RHnswSearch *s, BlockNumber blkno, const uint32 *ids, int n, int lc, Buffer pinned)
 {
 	const RHnswInfo *info = &s->info;
-	Buffer		buf;
+	Buffer		buf = pinned;
 	Page		page;
 	OffsetNumber maxoff;
 
-	if (!block_exists(s, blkno))
-		return;
-	buf = ReadBuffer(s->index, blkno);
+	if (buf == InvalidBuffer)
+	{
+		if (!block_exists(s, blkno))
+			return;
+		buf = ReadBuffer(s->index, blkno);
+	}
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (PageIsNew(page) || RHnswPageGetOpaque(page)->type != RHNSW_PAGE_SLOTS)
@@ -329,6 +347,25 @@ visit_block(RHnswSearch *s, BlockNumber blkno, const uint32 *ids, int n, int lc)
 		f->level = slot->level;
 		f->deleted = slot->deleted;
 		f->vecidx = RHNSW_INVALID;
+		f->inC = 0;
+		f->nbroff = RHNSW_INVALID;
+		f->nnbrs = 0;
+		if (lc == 0 && f->d < w_threshold(s))
+		{
+			/* likely to be expanded: keep its neighbours, saving a visit */
+			int			cnt = Min(slot->count0, info->m0);
+
+			if (s->nnbrs + cnt > s->capnbrs)
+			{
+				s->capnbrs = Max(s->capnbrs * 2, 4096);
+				s->nbrs = s->nbrs ? repalloc_huge(s->nbrs, sizeof(uint32) * s->capnbrs) :
+					palloc(sizeof(uint32) * s->capnbrs);
+			}
+			memcpy(s->nbrs + s->nnbrs, rhnsw_slot_nbrs(slot), sizeof(uint32) * cnt);
+			f->nbroff = s->nnbrs;
+			f->nnbrs = cnt;
+			s->nnbrs += cnt;
+		}
 		if (s->keep_vecs)
 		{
 			if (s->nvecs >= s->capvecs)
@@ -362,15 +399,57 @@ visit_ids(RHnswSearch *s, uint32 *ids, int n, int lc)
 		}
 		ids[j + 1] = v;
 	}
-	for (int i = 0; i < n;)
-	{
-		BlockNumber blk = rhnsw_id_block(&s->info, ids[i]);
-		int			j = i + 1;
 
-		while (j < n && rhnsw_id_block(&s->info, ids[j]) == blk)
-			j++;
-		visit_block(s, blk, ids + i, j - i, lc);
-		i = j;
+	/*
+	 * Pin every block first and prefetch the slots, so that the cache misses
+	 * of the whole batch overlap; then compute distances block by block. A
+	 * slot's place in its page is fixed (slots are laid out from the special
+	 * space down, in offset order), which is what makes the prefetch
+	 * possible before the page is locked; the reads proper go through the
+	 * line pointers as usual.
+	 */
+	{
+		const RHnswInfo *info = &s->info;
+		int			starts[RHNSW_MAX_M * 2 + 1];
+		Buffer		bufs[RHNSW_MAX_M * 2 + 1];
+		int			ng = 0;
+		int			special = BLCKSZ - MAXALIGN(sizeof(RHnswPageOpaqueData));
+
+		for (int i = 0; i < n;)
+		{
+			BlockNumber blk = rhnsw_id_block(info, ids[i]);
+			int			j = i + 1;
+
+			while (j < n && rhnsw_id_block(info, ids[j]) == blk)
+				j++;
+			starts[ng] = i;
+			bufs[ng] = InvalidBuffer;
+			if (block_exists(s, blk))
+			{
+				char	   *page;
+
+				bufs[ng] = ReadBuffer(s->index, blk);
+				page = BufferGetPage(bufs[ng]);
+				for (int k = i; k < j; k++)
+				{
+					OffsetNumber off = rhnsw_id_offset(info, ids[k]);
+					char	   *slot = page + special - (int) off * info->slot_size;
+
+					__builtin_prefetch(page + SizeOfPageHeaderData + (off - 1) * sizeof(ItemIdData));
+					for (int b = 0; b < info->slot_size; b += 64)
+						__builtin_prefetch(slot + b);
+				}
+			}
+			ng++;
+			i = j;
+		}
+		starts[ng] = n;
+		for (int g = 0; g < ng; g++)
+		{
+			if (bufs[g] != InvalidBuffer)
+				visit_block(s, rhnsw_id_block(info, ids[starts[g]]), ids + starts[g],
+							starts[g + 1] - starts[g], lc, bufs[g]);
+		}
 	}
 }
 
@@ -383,7 +462,7 @@ rhnsw_search_add_entry(RHnswSearch *s, uint32 id, int lc)
 		return false;
 	if (!vt_insert(s, id))
 		return false;
-	visit_block(s, rhnsw_id_block(&s->info, id), &id, 1, lc);
+	visit_block(s, rhnsw_id_block(&s->info, id), &id, 1, lc, InvalidBuffer);
 	return s->nfound > before;
 }
 
@@ -402,6 +481,11 @@ read_neighbors(RHnswSearch *s, RHnswFound *f, int lc)
 
 	if (id == RHNSW_INVALID)
 		return 0;
+	if (lc == 0 && f->nbroff != RHNSW_INVALID)
+	{
+		memcpy(s->nbrbuf, s->nbrs + f->nbroff, sizeof(uint32) * f->nnbrs);
+		return f->nnbrs;
+	}
 	blkno = rhnsw_id_block(info, id);
 	off = rhnsw_id_offset(info, id);
 	if (!block_exists(s, blkno))
@@ -518,6 +602,7 @@ rhnsw_search_pop(RHnswSearch *s)
 		RHnswHeapItem dummy;
 
 		w_insert(s, nx, &dummy);
+		push_c(s, &s->found[nx.f], nx.f);
 	}
 	return &s->found[it.f];
 }
