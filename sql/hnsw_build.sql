@@ -111,7 +111,7 @@ CREATE INDEX ON hb USING rec_hnsw (v vector_l2_ops) WITH (efsearch = 10);
 -- one column only; an operator class is required
 CREATE INDEX ON hb USING rec_hnsw (v vector_l2_ops, v vector_l2_ops);
 CREATE INDEX ON hb USING rec_hnsw (v);
-SET rec.hnsw_ef_search = 0;
+SET rec.hnsw_ef_search = -1;
 SET rec.hnsw_max_scan_tuples = 0;
 -- not a rec_hnsw index
 SELECT hnsw_check('hb_pkey');

@@ -13,6 +13,7 @@
 #include "access/reloptions.h"
 #include "commands/progress.h"
 #include "commands/vacuum.h"
+#include "storage/bufmgr.h"
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
@@ -22,7 +23,7 @@
 #include "hnsw/hnsw.h"
 #include "hnsw/hnsw_int.h"
 
-int			rec_hnsw_ef_search = 40;
+int			rec_hnsw_ef_search = 0;
 int			rec_hnsw_max_scan_tuples = 50000;
 
 static relopt_kind rhnsw_relopt_kind;
@@ -39,9 +40,9 @@ rec_hnsw_init(void)
 					  RHNSW_DEFAULT_EFC, RHNSW_MIN_EFC, RHNSW_MAX_EFC, AccessExclusiveLock);
 
 	DefineCustomIntVariable("rec.hnsw_ef_search",
-							"Search width of rec_hnsw index scans.",
+							"Search width of rec_hnsw index scans (0: the width calibrated when the index was built).",
 							"Larger values find more of the true nearest neighbours and take longer.",
-							&rec_hnsw_ef_search, 40, 1, 1000,
+							&rec_hnsw_ef_search, 0, 0, 1000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("rec.hnsw_max_scan_tuples",
 							"Most index elements one rec_hnsw scan examines.",
@@ -65,6 +66,8 @@ rhnsw_buildphasename(int64 phasenum)
 			return "building graph";
 		case RHNSW_PHASE_WRITE:
 			return "writing index";
+		case RHNSW_PHASE_CALIBRATE:
+			return "calibrating search width";
 		case RHNSW_PHASE_OVERFLOW:
 			return "inserting rows beyond maintenance_work_mem";
 		default:
@@ -102,6 +105,7 @@ rhnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	double		ratio = 1.0;
 	int			m = RHNSW_DEFAULT_M;
 	int			efc;
+	int			ef = RHNSW_DEFAULT_EF_SEARCH;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -119,14 +123,21 @@ rhnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	{
 		Relation	index = index_open(path->indexinfo->indexoid, NoLock);
 
+		RHnswMetaData meta;
+
 		rhnsw_options(index, &m, &efc);
+		if (RelationGetNumberOfBlocks(index) > 0)
+		{
+			rhnsw_read_meta(index, &meta);
+			ef = rhnsw_effective_ef(&meta);
+		}
 		index_close(index, NoLock);
 	}
 
 	if (tuples > 1)
 	{
 		/* elements examined: ~ ef * 2m * (fraction unvisited) + upper layers */
-		double		examined = rec_hnsw_ef_search * 2.0 * m * 0.5 +
+		double		examined = ef * 2.0 * m * 0.5 +
 			m * log(tuples) / log(m);
 
 		ratio = Min(examined / tuples, 1.0);

@@ -13,8 +13,9 @@
  *	writing index	the graph is made fully reachable and written with
  *					smgrextend, WAL-logged as full pages.
  *
- * Loading everything first means the inner-product augmentation (the
- * largest norm) is known before the first link is made.
+ * Loading everything first means the element count is known, so the
+ * participants can share the work through one counter, and the page order
+ * can be chosen once the graph is complete.
  *
  * When the vectors do not fit maintenance_work_mem, the graph holds what
  * fits; after it is written the remaining rows are inserted one by one
@@ -68,7 +69,6 @@ typedef struct BShared
 	Size		off_tids;
 	Size		off_levels;
 	Size		off_vecs;
-	Size		off_aug;
 	Size		off_cnt0;
 	Size		off_nbr0;
 	Size		off_upper;
@@ -84,7 +84,6 @@ typedef struct BShared
 	double		reltuples;
 	bool		overflow;
 	uint32		n;				/* elements, once loading is over */
-	float		max_norm2;
 
 	pg_atomic_uint32 nload;
 	pg_atomic_uint32 next_insert;
@@ -123,7 +122,6 @@ typedef struct BGraph
 	ItemPointerData *tids;
 	uint8	   *levels;
 	float	   *vecs;
-	float	   *aug;
 	uint8	   *cnt0;
 	uint32	   *nbr0;
 	uint32	   *upper;
@@ -143,12 +141,13 @@ typedef struct BGraph
 	int			capW;
 	Cand	   *cands;
 	const float **cvecs;
-	float	   *caug;
 	uint32	   *sel;
 	uint32	   *lbuf;
 	uint32	   *lbuf2;
 	float	   *prevec;
+	uint32		exclude;		/* element a search must not see */
 
+	uint32		calibrated;		/* ef_search chosen at build, 0: none */
 	/* overflow: rows that did not fit */
 	double		skipped;
 	double		indtuples;
@@ -186,7 +185,6 @@ layout(BShared *sh, uint32 cap)
 	PLACE(off_levels, (Size) cap);
 	off = TYPEALIGN(64, off);
 	PLACE(off_vecs, sizeof(float) * (Size) dims * cap);
-	PLACE(off_aug, sizeof(float) * (Size) cap);
 	PLACE(off_cnt0, (Size) cap);
 	PLACE(off_nbr0, sizeof(uint32) * (Size) m0 * cap);
 	PLACE(off_upper, sizeof(uint32) * (Size) cap);
@@ -204,7 +202,6 @@ attach(BGraph *g, char *base)
 	g->tids = (ItemPointerData *) (base + sh->off_tids);
 	g->levels = (uint8 *) (base + sh->off_levels);
 	g->vecs = (float *) (base + sh->off_vecs);
-	g->aug = (float *) (base + sh->off_aug);
 	g->cnt0 = (uint8 *) (base + sh->off_cnt0);
 	g->nbr0 = (uint32 *) (base + sh->off_nbr0);
 	g->upper = (uint32 *) (base + sh->off_upper);
@@ -230,7 +227,6 @@ serial_alloc(BGraph *g, uint32 cap)
 	GROW(g->tids, ItemPointerData, 1);
 	GROW(g->levels, uint8, 1);
 	GROW(g->vecs, float, g->dims);
-	GROW(g->aug, float, 1);
 	GROW(g->cnt0, uint8, 1);
 	GROW(g->nbr0, uint32, g->m0);
 	GROW(g->upper, uint32, 1);
@@ -255,13 +251,13 @@ init_scratch(BGraph *g)
 	g->W = palloc(sizeof(Cand) * g->capW);
 	g->cands = palloc(sizeof(Cand) * (g->efc + g->m0 + 2));
 	g->cvecs = palloc(sizeof(float *) * (g->efc + g->m0 + 2));
-	g->caug = palloc(sizeof(float) * (g->efc + g->m0 + 2));
 	g->sel = palloc(sizeof(uint32) * (g->m0 + 2));
 	g->lbuf = palloc(sizeof(uint32) * (g->m0 + 2));
 	g->lbuf2 = palloc(sizeof(uint32) * (g->m0 + 2));
 	g->visit = NULL;
 	g->visitcap = 0;
 	g->epoch = 0;
+	g->exclude = RHNSW_INVALID;
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -314,7 +310,6 @@ load_one(BGraph *g, ItemPointer tid, Datum value)
 		return;
 	}
 	g->tids[i] = *tid;
-	g->aug[i] = norm2;
 	g->cnt0[i] = 0;
 	pg_prng_seed(&prng, ((uint64) ItemPointerGetBlockNumber(tid) << 16) ^
 				 ItemPointerGetOffsetNumber(tid) ^ UINT64CONST(0x9E3779B97F4A7C15));
@@ -366,7 +361,6 @@ compact(BGraph *g, uint32 n)
 			g->levels[j] = g->levels[i];
 			memcpy(g->vecs + (Size) j * g->dims, g->vecs + (Size) i * g->dims,
 				   sizeof(float) * g->dims);
-			g->aug[j] = g->aug[i];
 			g->cnt0[j] = g->cnt0[i];
 			g->upper[j] = g->upper[i];
 		}
@@ -384,9 +378,9 @@ gvec(BGraph *g, uint32 id)
 }
 
 static inline float
-gdist(BGraph *g, const float *q, float qa, uint32 id)
+gdist(BGraph *g, const float *q, uint32 id)
 {
-	return rhnsw_distance(g->metric, q, qa, gvec(g, id), g->aug[id], g->dims);
+	return rhnsw_distance(g->metric, q, gvec(g, id), g->dims);
 }
 
 /* copy the list of id at layer lc into out; returns its length */
@@ -559,7 +553,7 @@ visit_next_epoch(BGraph *g)
  * closest first and returns their number.
  */
 static int
-search_layer(BGraph *g, const float *q, float qa, const Cand *entries, int nentries,
+search_layer(BGraph *g, const float *q, const Cand *entries, int nentries,
 			 int ef, int lc, Cand *out)
 {
 	int			nC = 0;
@@ -567,6 +561,8 @@ search_layer(BGraph *g, const float *q, float qa, const Cand *entries, int nentr
 	uint32	   *nb = g->lbuf2;
 
 	visit_next_epoch(g);
+	if (g->exclude != RHNSW_INVALID)
+		g->visit[g->exclude] = g->epoch;
 	for (int i = 0; i < nentries; i++)
 	{
 		uint32		e = entries[i].id;
@@ -600,7 +596,7 @@ search_layer(BGraph *g, const float *q, float qa, const Cand *entries, int nentr
 			if (g->visit[e] == g->epoch)
 				continue;
 			g->visit[e] = g->epoch;
-			nc.d = gdist(g, q, qa, e);
+			nc.d = gdist(g, q, e);
 			nc.id = e;
 			if (nW < ef || nc.d < g->W[0].d)
 			{
@@ -616,6 +612,24 @@ search_layer(BGraph *g, const float *q, float qa, const Cand *entries, int nentr
 	return nW;
 }
 
+/* layer-0 search in which element x does not exist (for calibration) */
+static int
+search_layer_excluding(BGraph *g, const float *q, const Cand *entry, int ef, uint32 x,
+					   Cand *out)
+{
+	int			n;
+
+	if (g->capW < ef + 2)
+	{
+		g->capW = ef + 2;
+		g->W = repalloc(g->W, sizeof(Cand) * g->capW);
+	}
+	g->exclude = x;
+	n = search_layer(g, q, entry, 1, ef, 0, out);
+	g->exclude = RHNSW_INVALID;
+	return n;
+}
+
 /* heuristic selection over sorted candidates c[0..nc) */
 static int
 select_mem(BGraph *g, const Cand *c, int nc, int k, uint32 *out)
@@ -627,14 +641,13 @@ select_mem(BGraph *g, const Cand *c, int nc, int k, uint32 *out)
 	for (int i = 0; i < nc && nsel < k; i++)
 	{
 		const float *cv = gvec(g, c[i].id);
-		float		ca = g->aug[c[i].id];
 		bool		good = true;
 
 		for (int j = 0; j < nsel; j++)
 		{
 			uint32		s = c[selidx[j]].id;
 
-			if (rhnsw_distance(g->metric, cv, ca, gvec(g, s), g->aug[s], g->dims) < c[i].d)
+			if (rhnsw_distance(g->metric, cv, gvec(g, s), g->dims) < c[i].d)
 			{
 				good = false;
 				break;
@@ -662,7 +675,6 @@ link_mem(BGraph *g, uint32 n, int lc, uint32 x, float dnx)
 		int			nnew;
 		Cand		c[257];
 		const float *nv;
-		float		na;
 		bool		found = false;
 
 		for (int i = 0; i < nold; i++)
@@ -677,11 +689,10 @@ link_mem(BGraph *g, uint32 n, int lc, uint32 x, float dnx)
 			continue;
 		}
 		nv = gvec(g, n);
-		na = g->aug[n];
 		for (int i = 0; i < nold; i++)
 		{
 			c[i].id = old[i];
-			c[i].d = rhnsw_distance(g->metric, nv, na, gvec(g, old[i]), g->aug[old[i]], g->dims);
+			c[i].d = rhnsw_distance(g->metric, nv, gvec(g, old[i]), g->dims);
 		}
 		c[nold].id = x;
 		c[nold].d = dnx;
@@ -702,7 +713,6 @@ insert_mem(BGraph *g, uint32 x)
 {
 	BShared    *sh = g->sh;
 	const float *q = gvec(g, x);
-	float		qa = g->aug[x];
 	int			level = g->levels[x];
 	uint32		ep;
 	int			eplevel;
@@ -718,7 +728,7 @@ insert_mem(BGraph *g, uint32 x)
 	SpinLockRelease(&sh->entry_lock);
 
 	cur.id = ep;
-	cur.d = gdist(g, q, qa, ep);
+	cur.d = gdist(g, q, ep);
 	/* greedy descent through the layers above the element's level */
 	for (int lc = eplevel; lc > level; lc--)
 	{
@@ -731,7 +741,7 @@ insert_mem(BGraph *g, uint32 x)
 			changed = false;
 			for (int i = 0; i < n; i++)
 			{
-				float		d = gdist(g, q, qa, g->lbuf[i]);
+				float		d = gdist(g, q, g->lbuf[i]);
 
 				if (d < cur.d)
 				{
@@ -751,7 +761,7 @@ insert_mem(BGraph *g, uint32 x)
 		int			cap = (lc == 0) ? g->m0 : g->m;
 		int			nsel;
 
-		nres = search_layer(g, q, qa, entries, nentries, g->efc, lc, res);
+		nres = search_layer(g, q, entries, nentries, g->efc, lc, res);
 		nsel = select_mem(g, res, nres, cap, g->sel);
 		/* x's own list: nobody else writes it before x is linked */
 		swap_list(g, x, lc, NULL, 0, g->sel, nsel);
@@ -809,19 +819,13 @@ insert_loop(BGraph *g)
 	}
 }
 
-/* after loading: augmentation, entry point */
+/* after loading: the entry point */
 static void
 prepare_graph(BGraph *g, uint32 n)
 {
 	BShared    *sh = g->sh;
-	float		max_norm2 = 0;
 
 	sh->n = n;
-	for (uint32 i = 0; i < n; i++)
-		max_norm2 = Max(max_norm2, g->aug[i]);
-	sh->max_norm2 = max_norm2;
-	for (uint32 i = 0; i < n; i++)
-		g->aug[i] = (g->metric == RHNSW_METRIC_IP) ? rhnsw_aug(max_norm2, g->aug[i]) : 0.0f;
 	sh->entry = n > 0 ? 0 : RHNSW_INVALID;
 	sh->entry_level = n > 0 ? g->levels[0] : -1;
 	pg_atomic_write_u32(&sh->next_insert, 1);
@@ -842,6 +846,7 @@ make_reachable(BGraph *g)
 	uint32	   *queue;
 	uint32		qh = 0;
 	uint32		qt = 0;
+	uint32		norphans = 0;
 	uint32	   *nb = palloc(sizeof(uint32) * (g->m0 + 2));
 	Cand	   *res = palloc(sizeof(Cand) * (g->efc + 2));
 
@@ -884,8 +889,8 @@ make_reachable(BGraph *g)
 
 			CHECK_FOR_INTERRUPTS();
 			entry.id = sh->entry;
-			entry.d = gdist(g, gvec(g, x), g->aug[x], sh->entry);
-			nres = search_layer(g, gvec(g, x), g->aug[x], &entry, 1, g->efc, 0, res);
+			entry.d = gdist(g, gvec(g, x), sh->entry);
+			nres = search_layer(g, gvec(g, x), &entry, 1, g->efc, 0, res);
 			for (int i = 0; i < nres && !done; i++)
 			{
 				uint32		r = res[i].id;
@@ -935,10 +940,154 @@ make_reachable(BGraph *g)
 			}
 			reached[x] = 1;
 			queue[qt++] = x;
+			norphans++;
 		}
 	}
+	ereport(DEBUG1,
+			(errmsg("rec_hnsw build: linked %u elements that the graph did not reach", norphans)));
 	pfree(reached);
 	pfree(queue);
+}
+
+
+/*
+ * Calibrate the default search width: for a sample of elements used as
+ * queries (each kept out of its own search), compare the graph search with
+ * the exact top 10 and keep the smallest ef_search on a ladder that reaches
+ * RHNSW_TARGET_RECALL. Scans use it while rec.hnsw_ef_search is 0 (auto).
+ */
+#define RHNSW_TARGET_RECALL 0.96
+#define RHNSW_CAL_K 10
+
+static uint32
+calibrate(BGraph *g)
+{
+	static const int ladder[] = {10, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200,
+	256, 320, 400, 500, 640, 800, 1000};
+	BShared    *sh = g->sh;
+	uint32		n = sh->n;
+	int			nsample = (n > 500000) ? 100 : 200;
+	uint32	   *truth;
+	uint32	   *sample;
+	Cand	   *res = palloc(sizeof(Cand) * 1001);
+	Cand	   *top = palloc(sizeof(Cand) * (RHNSW_CAL_K + 1));
+	uint32		chosen = 1000;
+	instr_time	c0;
+	instr_time	c1;
+
+	if (n < 1000)
+		return 0;				/* small: the fixed default is plenty */
+	nsample = Min(nsample, (int) (n / 10));
+	truth = palloc(sizeof(uint32) * nsample * RHNSW_CAL_K);
+	sample = palloc(sizeof(uint32) * nsample);
+	if (g->visitcap < n)
+	{
+		g->visit = rhnsw_alloc_huge_zero(CurrentMemoryContext, sizeof(uint32) * (Size) n);
+		g->visitcap = n;
+	}
+
+	INSTR_TIME_SET_CURRENT(c0);
+	/* exact answers, by brute force */
+	for (int s = 0; s < nsample; s++)
+	{
+		uint32		x = (uint32) (((uint64) s * 2654435761u) % n);
+		const float *q = gvec(g, x);
+		int			nt = 0;
+
+		sample[s] = x;
+		for (uint32 j = 0; j < n; j++)
+		{
+			float		d;
+			int			k;
+
+			if (j == x)
+				continue;
+			d = gdist(g, q, j);
+			if (nt == RHNSW_CAL_K && d >= top[nt - 1].d)
+				continue;
+			k = (nt < RHNSW_CAL_K) ? nt++ : nt - 1;
+			while (k > 0 && top[k - 1].d > d)
+			{
+				top[k] = top[k - 1];
+				k--;
+			}
+			top[k].d = d;
+			top[k].id = j;
+		}
+		for (int k = 0; k < RHNSW_CAL_K; k++)
+			truth[s * RHNSW_CAL_K + k] = top[k].id;
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	for (int li = 0; li < (int) lengthof(ladder); li++)
+	{
+		int			ef = ladder[li];
+		int			hits = 0;
+
+		for (int s = 0; s < nsample; s++)
+		{
+			uint32		x = sample[s];
+			const float *q = gvec(g, x);
+			Cand		cur;
+			int			nres;
+			int			got = 0;
+
+			/* greedy descent, never through x itself */
+			cur.id = sh->entry;
+			if (cur.id == x)
+				cur.id = g->nbr0[(Size) x * g->m0];
+			cur.d = gdist(g, q, cur.id);
+			for (int lc = sh->entry_level; lc > 0; lc--)
+			{
+				bool		changed = true;
+
+				if (g->levels[cur.id] < lc)
+					continue;
+				while (changed)
+				{
+					int			cnt = get_list(g, cur.id, lc, g->lbuf);
+
+					changed = false;
+					for (int i = 0; i < cnt; i++)
+					{
+						float		d;
+
+						if (g->lbuf[i] == x)
+							continue;
+						d = gdist(g, q, g->lbuf[i]);
+						if (d < cur.d)
+						{
+							cur.d = d;
+							cur.id = g->lbuf[i];
+							changed = true;
+						}
+					}
+				}
+			}
+			/* layer 0 with x kept out: mark it visited up front */
+			nres = search_layer_excluding(g, q, &cur, ef, x, res);
+			for (int i = 0; i < nres && i < RHNSW_CAL_K; i++)
+				for (int k = 0; k < RHNSW_CAL_K; k++)
+					if (res[i].id == truth[s * RHNSW_CAL_K + k])
+						got++;
+			hits += got;
+		}
+		if ((double) hits / (nsample * RHNSW_CAL_K) >= RHNSW_TARGET_RECALL)
+		{
+			chosen = ef;
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	INSTR_TIME_SET_CURRENT(c1);
+	INSTR_TIME_SUBTRACT(c1, c0);
+	ereport(DEBUG1,
+			(errmsg("rec_hnsw build: calibrated ef_search %u on %d sample queries (%.3f s)", chosen, nsample, INSTR_TIME_GET_DOUBLE(c1))));
+	pfree(res);
+	pfree(top);
+	pfree(truth);
+	pfree(sample);
+	return chosen;
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -1107,7 +1256,7 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 	{
 		mp->entry = sh->entry;
 		mp->entry_level = sh->entry_level;
-		mp->max_norm2 = sh->max_norm2;
+		mp->ef_search = g->calibrated;
 	}
 	if (n == 0)
 	{
@@ -1562,7 +1711,12 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	/* write */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, RHNSW_PHASE_WRITE);
 	if (n > 0)
+	{
 		make_reachable(&g);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, RHNSW_PHASE_CALIBRATE);
+		g.calibrated = calibrate(&g);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, RHNSW_PHASE_WRITE);
+	}
 	write_graph(&g, MAIN_FORKNUM, g.dims);
 	result->heap_tuples = reltuples;
 	result->index_tuples = n;

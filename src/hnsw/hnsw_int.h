@@ -70,6 +70,7 @@
 #define RHNSW_DEFAULT_EFC	64
 #define RHNSW_MIN_EFC		4
 #define RHNSW_MAX_EFC		1000
+#define RHNSW_DEFAULT_EF_SEARCH 40	/* when not calibrated */
 
 #define RHNSW_MIN_LEVELS	4	/* an UPPER slot holds at least this many */
 #define RHNSW_MAX_LEVELS	16
@@ -79,6 +80,7 @@
 #define RHNSW_PHASE_GRAPH	3
 #define RHNSW_PHASE_WRITE	4
 #define RHNSW_PHASE_OVERFLOW 5
+#define RHNSW_PHASE_CALIBRATE 6
 
 typedef struct RHnswPageOpaqueData
 {
@@ -105,7 +107,7 @@ typedef struct RHnswMetaData
 	uint32		per_page;		/* K */
 	uint32		entry;			/* slot id of the entry point */
 	int32		entry_level;	/* -1: empty graph */
-	float4		max_norm2;		/* inner product: largest squared norm */
+	uint32		ef_search;		/* calibrated search width (0: none) */
 	uint32		unused;
 } RHnswMetaData;
 
@@ -218,6 +220,17 @@ typedef struct RHnswOptions
 	int			efc;
 } RHnswOptions;
 
+/* the search width a scan uses: the setting, else the calibrated one */
+static inline int
+rhnsw_effective_ef(const RHnswMetaData *meta)
+{
+	if (rec_hnsw_ef_search > 0)
+		return rec_hnsw_ef_search;
+	if (meta->ef_search > 0)
+		return (int) meta->ef_search;
+	return RHNSW_DEFAULT_EF_SEARCH;
+}
+
 /* ---- page.c ---- */
 extern int	rhnsw_index_metric(Relation index);
 extern void rhnsw_info_compute(RHnswInfo *info, int dims, int m, int efc, int metric);
@@ -234,30 +247,20 @@ extern bool rhnsw_prepare_vector(Relation index, const RHnswInfo *info, int metr
 								 Datum value, float *out, float *norm2);
 extern void rhnsw_check_dims(Relation index, int expected, int got);
 
-/* distance helpers */
-static inline float
-rhnsw_aug(float max_norm2, float norm2)
-{
-	float		d = max_norm2 - norm2;
-
-	return d > 0.0f ? sqrtf(d) : 0.0f;
-}
-
 /*
- * Distance from query q to a stored vector v, smaller is closer. qa is the
- * query's extra coordinate under inner product (0 for user queries, the
- * augmentation of a stored vector when a stored vector is the query), va the
- * stored vector's.
+ * Distance from q to a stored vector v, smaller is closer: squared L2, the
+ * negative inner product, or (vectors being normalised) the negative
+ * cosine.
  */
 static inline float
-rhnsw_distance(int metric, const float *q, float qa, const float *v, float va, int dims)
+rhnsw_distance(int metric, const float *q, const float *v, int dims)
 {
 	switch (metric)
 	{
 		case RHNSW_METRIC_L2:
 			return rec_kernel_l2sq(q, v, dims);
 		case RHNSW_METRIC_IP:
-			return -(rec_kernel_dot(q, v, dims) + qa * va);
+			return -rec_kernel_dot(q, v, dims);
 		default:
 			return -rec_kernel_dot(q, v, dims);
 	}
@@ -289,9 +292,7 @@ typedef struct RHnswSearch
 	Relation	index;
 	RHnswInfo	info;
 	int			metric;
-	float		max_norm2;
 	const float *q;
-	float		qa;
 	bool		keep_vecs;		/* copy vectors of found elements */
 	bool		traverse_deleted;
 	bool		keep_discarded; /* resumable scan: keep everything */
@@ -337,7 +338,7 @@ typedef struct RHnswSearch
 } RHnswSearch;
 
 extern void rhnsw_search_init(RHnswSearch *s, Relation index, const RHnswInfo *info,
-							  int metric, float max_norm2);
+							  int metric);
 extern void rhnsw_search_reset(RHnswSearch *s, int ef);
 extern bool rhnsw_search_add_entry(RHnswSearch *s, uint32 id, int lc);
 extern void rhnsw_search_run(RHnswSearch *s, int lc);
@@ -353,7 +354,6 @@ typedef struct RHnswCand
 	float		d;
 	uint32		id;
 	const float *vec;
-	float		aug;
 } RHnswCand;
 
 extern int	rhnsw_select_neighbors(int metric, int dims, RHnswCand *c, int nc, int k,
@@ -369,8 +369,8 @@ extern bool rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointe
 extern void rhnsw_insert_vector(Relation index, const float *vec, float norm2,
 								ItemPointer tid, bool wal);
 extern bool rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
-							  float max_norm2, uint32 id, const float *vec, float aug,
-							  uint32 entry, int entry_level, uint8 *reached, uint32 nids);
+							  uint32 id, const float *vec, uint32 entry, int entry_level,
+							  uint8 *reached, uint32 nids);
 
 /* ---- build.c ---- */
 extern IndexBuildResult *rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo);

@@ -72,7 +72,7 @@ rhnsw_select_neighbors(int metric, int dims, RHnswCand *c, int nc, int k, uint32
 		for (int j = 0; j < nsel; j++)
 		{
 			RHnswCand  *s = &c[sel[j]];
-			float		d = rhnsw_distance(metric, c[i].vec, c[i].aug, s->vec, s->aug, dims);
+			float		d = rhnsw_distance(metric, c[i].vec, s->vec, dims);
 
 			if (d < c[i].d)
 			{
@@ -227,9 +227,9 @@ set_dims(Relation index, int dims)
 	UnlockReleaseBuffer(buf);
 }
 
-/* raise max_norm2 and/or the entry point */
+/* raise the entry point */
 static void
-update_meta(Relation index, float max_norm2, uint32 entry, int level)
+update_meta(Relation index, uint32 entry, int level)
 {
 	Buffer		buf = ReadBuffer(index, RHNSW_META_BLKNO);
 	GenericXLogState *state;
@@ -241,11 +241,6 @@ update_meta(Relation index, float max_norm2, uint32 entry, int level)
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	mp = RHnswPageGetMeta(page);
-	if (max_norm2 > mp->max_norm2)
-	{
-		mp->max_norm2 = max_norm2;
-		changed = true;
-	}
 	if (entry != RHNSW_INVALID && (mp->entry == RHNSW_INVALID || level > mp->entry_level))
 	{
 		mp->entry = entry;
@@ -482,8 +477,8 @@ copy_list(Relation index, const RHnswInfo *info, uint32 id, uint32 listid, int l
  * Returns true if x was linked.
  */
 static bool
-add_link(Relation index, const RHnswInfo *info, int metric, float max_norm2,
-		 uint32 n, int lc, uint32 x, const float *xvec, float xaug, float dnx, bool adopt)
+add_link(Relation index, const RHnswInfo *info, int metric,
+		 uint32 n, int lc, uint32 x, const float *xvec, float dnx, bool adopt)
 {
 	int			cap = (lc == 0) ? info->m0 : info->m;
 	uint32	   *old = palloc(sizeof(uint32) * (cap + 1));
@@ -539,7 +534,6 @@ add_link(Relation index, const RHnswInfo *info, int metric, float max_norm2,
 		}
 		else
 		{
-			float		naug = (metric == RHNSW_METRIC_IP) ? rhnsw_aug(max_norm2, nnorm2) : 0.0f;
 			int			nc = 0;
 
 			for (int i = 0; i < nold; i++)
@@ -552,13 +546,11 @@ add_link(Relation index, const RHnswInfo *info, int metric, float max_norm2,
 					continue;	/* dropped: dead or being removed */
 				c[nc].id = old[i];
 				c[nc].vec = v;
-				c[nc].aug = (metric == RHNSW_METRIC_IP) ? rhnsw_aug(max_norm2, norm2) : 0.0f;
-				c[nc].d = rhnsw_distance(metric, nvec, naug, v, c[nc].aug, info->dims);
+				c[nc].d = rhnsw_distance(metric, nvec, v, info->dims);
 				nc++;
 			}
 			c[nc].id = x;
 			c[nc].vec = xvec;
-			c[nc].aug = xaug;
 			c[nc].d = dnx;
 			nc++;
 			rhnsw_sort_cands(c, nc);
@@ -686,8 +678,6 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 	RHnswMetaData meta;
 	RHnswInfo	info;
 	int			metric;
-	float		max_norm2;
-	float		qa = 0.0f;
 	int			level;
 	int			top;
 	RHnswSearch s;
@@ -705,14 +695,6 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 	if (!rhnsw_get_info(index, &info, &meta))
 		elog(ERROR, "rec_hnsw index without dimensions");
 	metric = meta.metric;
-	max_norm2 = meta.max_norm2;
-	if (metric == RHNSW_METRIC_IP && norm2 > max_norm2)
-	{
-		update_meta(index, norm2, RHNSW_INVALID, 0);
-		max_norm2 = norm2;
-	}
-	if (metric == RHNSW_METRIC_IP)
-		qa = rhnsw_aug(max_norm2, norm2);
 
 	level = rhnsw_random_level(&info, pg_prng_double(&pg_global_prng_state));
 
@@ -730,9 +712,8 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 		RHnswFound **res = palloc(sizeof(RHnswFound *) * info.efc);
 		RHnswCand  *c = palloc(sizeof(RHnswCand) * info.efc);
 
-		rhnsw_search_init(&s, index, &info, metric, max_norm2);
+		rhnsw_search_init(&s, index, &info, metric);
 		s.q = vec;
-		s.qa = qa;
 		s.keep_vecs = true;
 		top = meta.entry_level;
 		rhnsw_search_descend(&s, meta.entry, top, level, &ep);
@@ -756,8 +737,6 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 				c[i].d = res[i]->d;
 				c[i].id = res[i]->id;
 				c[i].vec = rhnsw_found_vec(&s, res[i]);
-				c[i].aug = (metric == RHNSW_METRIC_IP) ?
-					rhnsw_aug(max_norm2, rec_kernel_dot(c[i].vec, c[i].vec, info.dims)) : 0.0f;
 			}
 			counts[lc] = rhnsw_select_neighbors(metric, info.dims, c, nres, cap, lists[lc]);
 			if (lc == 0)
@@ -785,13 +764,13 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 	if (level > 0)
 		write_upper(index, &info, xid, level, lists, counts);
 	if (meta.entry == RHNSW_INVALID || level > meta.entry_level)
-		update_meta(index, 0, xid, level);
+		update_meta(index, xid, level);
 
 	for (int lc = level; lc >= 0; lc--)
 	{
 		for (int i = 0; i < counts[lc]; i++)
 		{
-			if (add_link(index, &info, metric, max_norm2, lists[lc][i], lc, xid, vec, qa,
+			if (add_link(index, &info, metric, lists[lc][i], lc, xid, vec,
 						 dists[lc][i], lc == 0) && lc == 0)
 				linked0 = true;
 		}
@@ -807,7 +786,7 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 		{
 			if (res0[i].id == xid)
 				continue;
-			linked0 = add_link(index, &info, metric, max_norm2, res0[i].id, 0, xid, vec, qa,
+			linked0 = add_link(index, &info, metric, res0[i].id, 0, xid, vec,
 							   res0[i].d, true);
 		}
 		if (!linked0)
@@ -863,8 +842,8 @@ rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
  * out). reached[] marks reachable slot ids and is updated for id.
  */
 bool
-rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric, float max_norm2,
-				  uint32 id, const float *vec, float aug, uint32 entry, int entry_level,
+rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
+				  uint32 id, const float *vec, uint32 entry, int entry_level,
 				  uint8 *reached, uint32 nids)
 {
 	RHnswSearch s;
@@ -872,9 +851,8 @@ rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric, float max_n
 	int			nres;
 	uint32		ep;
 
-	rhnsw_search_init(&s, index, info, metric, max_norm2);
+	rhnsw_search_init(&s, index, info, metric);
 	s.q = vec;
-	s.qa = aug;
 	s.traverse_deleted = false;
 	rhnsw_search_descend(&s, entry, entry_level, 0, &ep);
 	rhnsw_search_reset(&s, info->efc);
@@ -887,7 +865,7 @@ rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric, float max_n
 
 		if (r == id || r >= nids || !reached[r])
 			continue;
-		if (add_link(index, info, metric, max_norm2, r, 0, id, vec, aug, res[i]->d, true))
+		if (add_link(index, info, metric, r, 0, id, vec, res[i]->d, true))
 			return true;
 	}
 	return false;

@@ -182,7 +182,7 @@ rhnsw_init_meta(Page page, int dims, int m, int efc, int metric, const RHnswInfo
 	mp->per_page = info ? info->per_page : 0;
 	mp->entry = RHNSW_INVALID;
 	mp->entry_level = -1;
-	mp->max_norm2 = 0;
+	mp->ef_search = 0;
 	((PageHeader) page)->pd_lower = ((char *) mp + sizeof(RHnswMetaData)) - (char *) page;
 }
 

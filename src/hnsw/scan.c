@@ -122,13 +122,12 @@ start_scan(IndexScanDesc scan)
 			so->q[i] *= n2;
 	}
 
-	rhnsw_search_init(&so->s, index, &so->info, so->meta.metric, so->meta.max_norm2);
+	rhnsw_search_init(&so->s, index, &so->info, so->meta.metric);
 	so->s.q = so->q;
-	so->s.qa = 0.0f;
 	rhnsw_search_descend(&so->s, so->meta.entry, so->meta.entry_level, 0, &ep);
 	so->s.keep_discarded = true;
 	so->s.max_found = rec_hnsw_max_scan_tuples;
-	rhnsw_search_reset(&so->s, rec_hnsw_ef_search);
+	rhnsw_search_reset(&so->s, rhnsw_effective_ef(&so->meta));
 	rhnsw_search_add_entry(&so->s, ep, 0);
 	if (so->s.nfound == 0)
 		rhnsw_search_add_entry(&so->s, so->meta.entry, 0);

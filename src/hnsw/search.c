@@ -144,14 +144,12 @@ heap_pop(RHnswHeapItem *h, int *n)
 }
 
 void
-rhnsw_search_init(RHnswSearch *s, Relation index, const RHnswInfo *info, int metric,
-				  float max_norm2)
+rhnsw_search_init(RHnswSearch *s, Relation index, const RHnswInfo *info, int metric)
 {
 	memset(s, 0, sizeof(RHnswSearch));
 	s->index = index;
 	s->info = *info;
 	s->metric = metric;
-	s->max_norm2 = max_norm2;
 	s->traverse_deleted = true;
 	s->vmask = 4095;
 	s->vtab = palloc(sizeof(uint32) * (s->vmask + 1));
@@ -338,9 +336,7 @@ visit_block(RHnswSearch *s, BlockNumber blkno, const uint32 *ids, int n, int lc,
 		}
 		f = &s->found[s->nfound];
 		vec = rhnsw_slot_vec(info, slot);
-		f->d = rhnsw_distance(s->metric, s->q, s->qa, vec,
-							  s->metric == RHNSW_METRIC_IP ? rhnsw_aug(s->max_norm2, slot->norm2) : 0.0f,
-							  info->dims);
+		f->d = rhnsw_distance(s->metric, s->q, vec, info->dims);
 		f->id = ids[i];
 		f->upper = slot->upper;
 		f->tid = slot->heaptid;

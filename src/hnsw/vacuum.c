@@ -221,7 +221,6 @@ repair_job(VacState *vs, RepairJob *job)
 	float	   *ovec = palloc(sizeof(float) * info->dims);
 	float		onorm2;
 	bool		odel;
-	float		oaug;
 	RHnswCand  *c;
 	float	   *vecs;
 	int			nc = 0;
@@ -262,7 +261,6 @@ repair_job(VacState *vs, RepairJob *job)
 	}
 	c = palloc(sizeof(RHnswCand) * (nids + 1));
 	vecs = palloc(sizeof(float) * info->dims * (nids + 1));
-	oaug = vs->metric == RHNSW_METRIC_IP ? rhnsw_aug(vs->meta.max_norm2, onorm2) : 0.0f;
 	for (int i = 0; i < nids; i++)
 	{
 		float		norm2;
@@ -275,8 +273,7 @@ repair_job(VacState *vs, RepairJob *job)
 			continue;
 		c[nc].id = ids[i];
 		c[nc].vec = v;
-		c[nc].aug = vs->metric == RHNSW_METRIC_IP ? rhnsw_aug(vs->meta.max_norm2, norm2) : 0.0f;
-		c[nc].d = rhnsw_distance(vs->metric, ovec, oaug, v, c[nc].aug, info->dims);
+		c[nc].d = rhnsw_distance(vs->metric, ovec, v, info->dims);
 		nc++;
 	}
 	rhnsw_sort_cands(c, nc);
@@ -518,15 +515,13 @@ ensure_reachable(VacState *vs)
 		{
 			float		norm2;
 			bool		del;
-			float		aug;
 
 			if (reached[orphans[i]])
 				continue;
 			if (!rhnsw_read_vector(vs->index, info, orphans[i], vec, &norm2, &del) || del)
 				continue;
-			aug = vs->metric == RHNSW_METRIC_IP ? rhnsw_aug(vs->meta.max_norm2, norm2) : 0.0f;
-			if (rhnsw_link_orphan(vs->index, info, vs->metric, vs->meta.max_norm2, orphans[i],
-								  vec, aug, vs->meta.entry, vs->meta.entry_level, reached, vs->nids))
+			if (rhnsw_link_orphan(vs->index, info, vs->metric, orphans[i],
+								  vec, vs->meta.entry, vs->meta.entry_level, reached, vs->nids))
 			{
 				bfs(vs, reached, queue, orphans[i], &qt);
 				fixed_any = true;

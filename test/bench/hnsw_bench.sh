@@ -32,6 +32,8 @@ M=${M:-16}
 EFC=${EFC:-64}
 SECS=${SECONDS_PER_EF:-10}
 ENGINES=${ENGINES:-"rec pgvector"}
+FQ=${FILTER_QUERIES:-200}
+BUILDS=${BUILDS:-"0 1"}
 PGBIN=/usr/lib/postgresql/15/bin
 src=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -106,21 +108,24 @@ CREATE TABLE vecs AS
 	              ELSE a END, ',') || ']' AS t
 	FROM raw;
 DROP TABLE raw;
-CREATE TABLE items (id int PRIMARY KEY, v rec.vector($DIM));
-INSERT INTO items SELECT id, t::rec.vector FROM vecs WHERE id <= $N ORDER BY random();
+CREATE TABLE items (id int PRIMARY KEY, v rec.vector($DIM), cat1 int, cat10 int, cl int);
+INSERT INTO items SELECT id, t::rec.vector, (random() * 100)::int % 100, (random() * 10)::int % 10, (id * 7919) % 100
+	FROM vecs WHERE id <= $N ORDER BY random();
 CREATE TABLE queries (id int PRIMARY KEY, v rec.vector($DIM));
 INSERT INTO queries SELECT id - $N, t::rec.vector FROM vecs WHERE id > $N;
 EOF
 if [[ " $ENGINES " == *" pgvector "* ]]; then
 	psql <<EOF
-CREATE TABLE pitems (id int PRIMARY KEY, v public.vector($DIM));
-INSERT INTO pitems SELECT id, v::text::public.vector FROM items;
+CREATE TABLE pitems (id int PRIMARY KEY, v public.vector($DIM), cat1 int, cat10 int, cl int);
+INSERT INTO pitems SELECT id, v::text::public.vector, cat1, cat10, cl FROM items;
 CREATE TABLE pqueries (id int PRIMARY KEY, v public.vector($DIM));
 INSERT INTO pqueries SELECT id, v::text::public.vector FROM queries;
 EOF
 fi
 psql -c "DROP TABLE vecs"; psql -c "VACUUM ANALYZE"
 echo "# data generated in $(($(date +%s) - t0)) s"
+
+ms() { date +%s%N; }
 
 # exact answers, two connections
 t0=$(date +%s)
@@ -133,7 +138,6 @@ done
 wait
 echo "# ground truth in $(($(date +%s) - t0)) s"
 
-ms() { date +%s%N; }
 
 build() {
 	# $1 engine, $2 workers
@@ -149,11 +153,12 @@ build() {
 for eng in $ENGINES; do
 	table=items; qtable=queries; op=$recop; guc=rec.hnsw_ef_search
 	if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; guc=hnsw.ef_search; fi
-	s=$(build "$eng" 0)
-	p=$(build "$eng" 1)
+	for w in $BUILDS; do
+		t=$(build "$eng" "$w")
+		printf '%-8s build with %d parallel workers (plus leader): %.2f s\n' "$eng" "$w" "$(echo "$t/1000" | bc -l)"
+	done
 	size=$(psql -At -c "SELECT pg_relation_size('${table}_idx')")
-	printf '%-8s build serial %.2f s, parallel (1 worker + leader) %.2f s, index %.1f MiB\n' \
-		"$eng" "$(echo "$s/1000" | bc -l)" "$(echo "$p/1000" | bc -l)" "$(echo "$size/1048576" | bc -l)"
+	printf '%-8s index %.1f MiB\n' "$eng" "$(echo "$size/1048576" | bc -l)"
 	psql -c "SELECT pg_prewarm('${table}_idx')" >/dev/null 2>&1 || true
 	cat >"$work/q_$eng.sql" <<EOF
 \set qid random(1, 1000)
@@ -172,5 +177,38 @@ EOF
 		lat=$(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
 		printf '%-8s ef_search %4d  recall@10 %.4f  %8.0f q/s  p50 %s ms  p99 %s ms\n' \
 			"$eng" "$ef" "$recall" "$qps" $lat
+	done
+done
+
+# ---------------------------------------------------------------- filters
+# LIMIT 20 under a filter, recall against the exact filtered answer, for
+# the first $FQ queries. Filters: 10% and 1% of rows chosen at random, and
+# 2% of rows made of two clusters other than the query's (the hard case:
+# the matching rows are far from the query).
+echo "# filtered queries: LIMIT 20, $FQ queries, default settings (pgvector: hnsw.iterative_scan = relaxed_order)"
+fcond() {
+	case $1 in
+	10pct) echo "i.cat10 = 3" ;;
+	1pct) echo "i.cat1 = 7" ;;
+	2pct_far) echo "i.cl IN ((((q.id + $N) * 7919) % 100 + 37) % 100, (((q.id + $N) * 7919) % 100 + 61) % 100)" ;;
+	esac
+}
+for f in 10pct 1pct 2pct_far; do
+	c=$(fcond $f)
+	psql -c "SET enable_indexscan = off; SET max_parallel_workers_per_gather = 0;
+	         CREATE TABLE gtf_$f AS SELECT q.id AS qid, ARRAY(SELECT i.id FROM items i WHERE $c ORDER BY i.v $recop q.v, i.id LIMIT 20) AS ids
+	         FROM queries q WHERE q.id <= $FQ"
+	for eng in $ENGINES; do
+		table=items; qtable=queries; op=$recop; set="SET enable_seqscan = off"
+		if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; set="SET enable_seqscan = off; SET hnsw.iterative_scan = relaxed_order"; fi
+		cf=${c//i./i.}
+		r=$(psql -At -c "$set; SELECT round(avg(cardinality(ARRAY(SELECT unnest(g.ids) INTERSECT SELECT unnest(r.ids))) / greatest(cardinality(g.ids), 1)::numeric), 4),
+			round(avg(cardinality(r.ids)), 2)
+			FROM $qtable q JOIN gtf_$f g ON g.qid = q.id,
+			LATERAL (SELECT ARRAY(SELECT i.id FROM $table i WHERE $cf ORDER BY i.v $op q.v LIMIT 20) AS ids) r")
+		t0=$(ms)
+		psql -c "$set; SELECT count(*) FROM $qtable q, LATERAL (SELECT i.id FROM $table i WHERE $cf ORDER BY i.v $op q.v LIMIT 20) r WHERE q.id <= $FQ" >/dev/null
+		t=$(($(ms) - t0))
+		printf '%-8s filter %-9s recall@20 %s (avg rows %s)  %.2f ms/query\n' "$eng" "$f" "${r%%|*}" "${r##*|}" "$(echo "$t / 1000000 / $FQ" | bc -l)"
 	done
 done
