@@ -55,13 +55,21 @@ CREATE TEMP TABLE exact AS
 WITH aud AS (SELECT DISTINCT user_id FROM rec.events WHERE item_id = 100),
 	 pairs AS (SELECT DISTINCT e.user_id, e.item_id FROM rec.events e JOIN aud USING (user_id) WHERE e.item_id <> 100),
 	 co AS (SELECT item_id, count(*) AS c FROM pairs GROUP BY item_id)
-SELECT co.item_id, (co.c::float8 / (co.c + 5)) * co.c / sqrt((SELECT count(*) FROM aud)::float8 * greatest(p.events, co.c)) AS score
+SELECT co.item_id, co.c, (co.c::float8 / (co.c + 100)) * co.c / sqrt((SELECT count(*) FROM aud)::float8 * greatest(p.events, co.c)) AS score
   FROM co JOIN rec.item_popularity p USING (item_id);
 SELECT count(*) AS candidates FROM exact;
 SELECT count(*) AS same_top_20
   FROM (SELECT item_id, score AS exact_score, row_number() OVER (ORDER BY score DESC, item_id) AS rank FROM exact) x
   JOIN rec.similar_items(100, 20) s USING (item_id, rank)
  WHERE abs(x.exact_score - s.score) < 1e-12;
+
+-- at most rec.similar_max_candidates are scored: those with the highest
+-- co-counts (ties: lower item id)
+SET rec.similar_max_candidates = 1;
+SELECT s.item_id = (SELECT item_id FROM exact ORDER BY c DESC, item_id LIMIT 1) AS highest_count, s.rank
+  FROM rec.similar_items(100, 20) s;
+RESET rec.similar_max_candidates;
+SET rec.similar_max_candidates = 0;
 
 -- the item itself never, unknown items: no rows
 SELECT count(*) FROM rec.similar_items(1, 100) WHERE item_id = 1;

@@ -18,6 +18,10 @@ CREATE TABLE @extschema@.items (
 COMMENT ON TABLE @extschema@.items IS
 	'item catalogue: only items listed here and available are recommended';
 
+-- Serving asks "is this item in the catalogue and available?" for many
+-- candidates at a time: an index-only scan of this answers it.
+CREATE INDEX items_available_idx ON @extschema@.items (item_id) WHERE available;
+
 -- ------------------------------------------------------------ event kinds
 
 -- The kinds CREATE EXTENSION seeds, in one place: the seed below, the dump
@@ -30,7 +34,7 @@ CREATE FUNCTION @extschema@.default_event_kinds(OUT kind text, OUT weight real, 
 	       ('click',       2::real, false),
 	       ('add_to_cart', 4::real, false),
 	       ('purchase',    8::real, true),
-	       ('rating',      1::real, false),
+	       ('rating',      1::real, true),
 	       ('like',        4::real, false),
 	       ('hide',        0::real, true)
 	$$;

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "serve/serve.h"
@@ -11,7 +13,8 @@
 
 int			rec_similar_audience = 200;
 int			rec_similar_history = 50;
-double		rec_similar_shrinkage = 5.0;
+double		rec_similar_shrinkage = 100.0;
+int			rec_similar_max_candidates = 1000;
 
 void
 rec_serve_init(void)
@@ -36,7 +39,15 @@ rec_serve_init(void)
 							 "Shrinkage of rec.similar_items scores towards zero for rare co-occurrences.",
 							 "A co-occurrence count c is weighted by c / (c + this); 0 gives plain cosine.",
 							 &rec_similar_shrinkage,
-							 5.0, 0.0, 1e6,
+							 100.0, 0.0, 1e6,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("rec.similar_max_candidates",
+							"Most co-occurring items rec.similar_items scores per call.",
+							"Candidates are scored in decreasing co-occurrence count; scoring "
+							"usually stops earlier, when no remaining candidate can enter the result.",
+							&rec_similar_max_candidates,
+							1000, 1, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
 }

@@ -17,13 +17,15 @@
  * topping the list. Without truncation, one event per user and item and
  * lambda = 0 this is the cosine between the two items' sets of users.
  *
- * Two kept plans: one reads the sampled (user, item) pairs, counted here in
- * a hash table, the other looks up
- * availability and event counts for a batch of candidates at a time. Since
- * m_j >= c_j, score_j <= c/(c + lambda) * sqrt(c/s), which grows with c: the
- * candidates are probed in decreasing c, PROBE_BATCH at a time, and probing
- * stops as soon as n results beat the bound of the largest c not yet probed.
- * The answer is exact for the sample.
+ * Two kept plans. The first reads the sampled (user, item) pairs; a
+ * DestReceiver counts them in a hash table as the executor produces them
+ * (no SPI tuple table). The second looks up availability and m_j for a batch
+ * of candidates at a time. Since m_j >= c_j, score_j <= c/(c + lambda) *
+ * sqrt(c/s), which grows with c: candidates are probed in decreasing c (ties:
+ * increasing item id), PROBE_BATCH at a time, and probing stops as soon as n
+ * results beat the bound of the largest c not yet probed. The answer is
+ * exact for the sample, unless the stop comes only after
+ * rec.similar_max_candidates candidates: then it is the best of those.
  */
 #include "postgres.h"
 
@@ -31,9 +33,11 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/params.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -44,6 +48,9 @@
 #include "serve/similar.h"
 
 #define PROBE_BATCH 256
+
+static SPIPlanPtr cooccurrence_plan = NULL;
+static SPIPlanPtr probe_plan = NULL;
 
 /* 64-bit finaliser of MurmurHash3, folded to 32 bits. */
 static inline uint32
@@ -63,7 +70,8 @@ hash_item_id(int64 key)
 typedef struct CoocEntry
 {
 	int64		item_id;
-	int32		c;
+	int32		c;				/* sampled users with the item */
+	int32		last_user;		/* sequence number of the last user counted */
 	char		status;
 } CoocEntry;
 
@@ -78,8 +86,65 @@ typedef struct CoocEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
-static SPIPlanPtr cooccurrence_plan = NULL;
-static SPIPlanPtr probe_plan = NULL;
+/*
+ * Receives the (user, item, s) rows of the co-occurrence query as the
+ * executor produces them. The rows of one user come together (a nested loop
+ * over the sampled users), so numbering the users as they change is enough
+ * to count each user once per item.
+ */
+typedef struct CoocReceiver
+{
+	DestReceiver pub;
+	cooc_hash  *counts;
+	int64		user;
+	int32		seq;			/* number of the current user, from 1 */
+	double		s;				/* distinct sampled users */
+} CoocReceiver;
+
+static bool
+recv_slot(TupleTableSlot *slot, DestReceiver *self)
+{
+	CoocReceiver *r = (CoocReceiver *) self;
+	bool		isnull;
+	int64		user = DatumGetInt64(slot_getattr(slot, 1, &isnull));
+	int64		item = DatumGetInt64(slot_getattr(slot, 2, &isnull));
+	CoocEntry  *entry;
+	bool		found;
+
+	if (r->seq == 0 || user != r->user)
+	{
+		r->seq++;
+		r->user = user;
+		r->s = DatumGetFloat8(slot_getattr(slot, 3, &isnull));
+	}
+	entry = cooc_insert(r->counts, item, &found);
+	if (!found)
+	{
+		entry->c = 0;
+		entry->last_user = 0;
+	}
+	if (entry->last_user != r->seq)
+	{
+		entry->c++;
+		entry->last_user = r->seq;
+	}
+	return true;
+}
+
+static void
+recv_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+recv_shutdown(DestReceiver *self)
+{
+}
+
+static void
+recv_destroy(DestReceiver *self)
+{
+}
 
 typedef struct SimilarCand
 {
@@ -108,27 +173,6 @@ cmp_item(const void *a, const void *b)
 	return (x->item_id > y->item_id) - (x->item_id < y->item_id);
 }
 
-/* Decreasing co-count, then item id. */
-static int
-cmp_count(const void *a, const void *b)
-{
-	const SimilarCand *x = a;
-	const SimilarCand *y = b;
-
-	if (x->c != y->c)
-		return x->c > y->c ? -1 : 1;
-	return (x->item_id > y->item_id) - (x->item_id < y->item_id);
-}
-
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 static double
 shrunk(double c, double lambda)
 {
@@ -143,95 +187,27 @@ score_bound(double c, double s, double lambda)
 }
 
 /*
- * Look up cands[from..to): keep the available ones, scored, appending them
- * to out[*nout].
+ * Run the co-occurrence query; return the candidates ordered by decreasing
+ * c. Ties are left in any order here: the probe loop sorts each run of
+ * equal c by item id when it gets to it. *s is set to the number of sampled
+ * users.
  */
-static void
-probe(SimilarCand *cands, int from, int to, double s, double lambda,
-	  SimilarCand *out, int *nout)
+static SimilarCand *
+count_cooccurrences(int64 item_id, int *ncands, double *s, MemoryContext mcxt)
 {
-	Oid			argtypes[1] = {INT8ARRAYOID};
-	Datum		args[1];
-	Datum	   *ids;
-	SimilarCand *sorted;
-	int			count = to - from;
-	int			ret;
-
-	rec_keep_plan(&probe_plan,
-				  "SELECT i.item_id, coalesce(p.events, 0) "
-				  "FROM " REC_SCHEMA ".items i "
-				  "LEFT JOIN " REC_SCHEMA ".item_popularity p ON p.item_id = i.item_id "
-				  "WHERE i.item_id = ANY ($1) AND i.available",
-				  1, argtypes, 0);
-
-	ids = palloc(sizeof(Datum) * count);
-	sorted = palloc(sizeof(SimilarCand) * count);
-	for (int i = 0; i < count; i++)
-	{
-		ids[i] = Int64GetDatum(cands[from + i].item_id);
-		sorted[i] = cands[from + i];
-	}
-	qsort(sorted, count, sizeof(SimilarCand), cmp_item);
-	args[0] = PointerGetDatum(construct_array(ids, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	ret = SPI_execute_plan(probe_plan, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "rec.similar_items: probe failed: %s", SPI_result_code_string(ret));
-
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-		double		m = (double) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-		SimilarCand key = {.item_id = id};
-		SimilarCand *cand = bsearch(&key, sorted, count, sizeof(SimilarCand), cmp_item);
-		double		c;
-
-		if (cand == NULL)
-			continue;
-		c = cand->c;
-		out[*nout].item_id = id;
-		out[*nout].c = (int32) c;
-		out[*nout].score = shrunk(c, lambda) * c / sqrt(s * Max(m, c));
-		(*nout)++;
-	}
-	SPI_freetuptable(SPI_tuptable);
-	pfree(ids);
-	pfree(sorted);
-}
-
-PG_FUNCTION_INFO_V1(rec_similar_items);
-Datum
-rec_similar_items(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int64		item_id = PG_GETARG_INT64(0);
-	int32		n = PG_GETARG_INT32(1);
-	double		lambda = rec_similar_shrinkage;
-	MemoryContext mcxt = CurrentMemoryContext;
 	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
 	Datum		args[3];
-	int			ret;
+	ParamListInfo params = makeParamList(3);
+	SPIExecuteOptions options;
+	CoocReceiver recv;
+	cooc_iterator it;
+	CoocEntry  *entry;
 	SimilarCand *cands;
-	SimilarCand *out;
-	int			ncands;
-	int			nout = 0;
-	double		s = 0;
+	int		   *start;
+	int			maxc = 0;
+	int			n;
+	int			ret;
 
-	if (n < 1 || n > REC_MAX_RESULTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rec.similar_items: n must be between 1 and %d, not %d",
-						REC_MAX_RESULTS, n)));
-
-	InitMaterializedSRF(fcinfo, 0);
-
-	args[0] = Int64GetDatum(item_id);
-	args[1] = Int32GetDatum(rec_similar_audience);
-	args[2] = Int32GetDatum(rec_similar_history);
-
-	SPI_connect();
 	rec_keep_plan(&cooccurrence_plan,
 				  "WITH audience AS MATERIALIZED ("
 				  "  SELECT DISTINCT a.user_id FROM ("
@@ -249,71 +225,154 @@ rec_similar_items(PG_FUNCTION_ARGS)
 				  "   ORDER BY e.occurred_at DESC LIMIT $3) h "
 				  "WHERE h.item_id <> $1",
 				  3, argtypes, 0);
-	ret = SPI_execute_plan(cooccurrence_plan, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "rec.similar_items: co-occurrence query failed: %s", SPI_result_code_string(ret));
 
-	/*
-	 * Rows come grouped by user (the nested loop's order). Count each item
-	 * once per user.
-	 */
+	args[0] = Int64GetDatum(item_id);
+	args[1] = Int32GetDatum(rec_similar_audience);
+	args[2] = Int32GetDatum(rec_similar_history);
+	for (int i = 0; i < 3; i++)
 	{
-		uint64		nrows = SPI_processed;
-		int64	   *block = palloc(sizeof(int64) * Max(rec_similar_history, 1));
-		cooc_hash  *counts = cooc_create(mcxt, 1024, NULL);
-		cooc_iterator it;
-		CoocEntry  *entry;
-		uint64		r = 0;
-
-		while (r < nrows)
-		{
-			bool		isnull;
-			int64		user = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-			int			nb = 0;
-
-			s = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull));
-			while (r < nrows && nb < rec_similar_history &&
-				   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)) == user)
-			{
-				block[nb++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
-				r++;
-			}
-			qsort(block, nb, sizeof(int64), cmp_int64);
-			for (int i = 0; i < nb; i++)
-			{
-				bool		found;
-
-				if (i > 0 && block[i] == block[i - 1])
-					continue;
-				entry = cooc_insert(counts, block[i], &found);
-				if (!found)
-					entry->c = 0;
-				entry->c++;
-			}
-		}
-		SPI_freetuptable(SPI_tuptable);
-
-		ncands = (int) counts->members;
-		cands = MemoryContextAlloc(mcxt, sizeof(SimilarCand) * Max(ncands, 1));
-		out = MemoryContextAlloc(mcxt, sizeof(SimilarCand) * Max(ncands, 1));
-		ncands = 0;
-		cooc_start_iterate(counts, &it);
-		while ((entry = cooc_iterate(counts, &it)) != NULL)
-		{
-			cands[ncands].item_id = entry->item_id;
-			cands[ncands].c = entry->c;
-			cands[ncands].score = 0;
-			ncands++;
-		}
-		cooc_destroy(counts);
-		pfree(block);
-		qsort(cands, ncands, sizeof(SimilarCand), cmp_count);
+		params->params[i].value = args[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = argtypes[i];
 	}
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = true;
+	options.dest = (DestReceiver *) &recv;
+
+	memset(&recv, 0, sizeof(recv));
+	recv.pub.receiveSlot = recv_slot;
+	recv.pub.rStartup = recv_startup;
+	recv.pub.rShutdown = recv_shutdown;
+	recv.pub.rDestroy = recv_destroy;
+	recv.pub.mydest = DestNone;
+	recv.counts = cooc_create(mcxt, 1024, NULL);
+
+	/* A SELECT into a receiver of type DestNone reports SPI_OK_UTILITY. */
+	ret = SPI_execute_plan_extended(cooccurrence_plan, &options);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "rec.similar_items: co-occurrence query failed: %s", SPI_result_code_string(ret));
+	*s = recv.s;
+
+	/* Counting sort by decreasing c. */
+	cooc_start_iterate(recv.counts, &it);
+	while ((entry = cooc_iterate(recv.counts, &it)) != NULL)
+		maxc = Max(maxc, entry->c);
+	start = MemoryContextAllocZero(mcxt, sizeof(int) * (maxc + 2));
+	cooc_start_iterate(recv.counts, &it);
+	while ((entry = cooc_iterate(recv.counts, &it)) != NULL)
+		start[maxc - entry->c + 1]++;
+	for (int k = 1; k <= maxc + 1; k++)
+		start[k] += start[k - 1];
+	n = (int) recv.counts->members;
+	cands = MemoryContextAlloc(mcxt, sizeof(SimilarCand) * Max(n, 1));
+	cooc_start_iterate(recv.counts, &it);
+	while ((entry = cooc_iterate(recv.counts, &it)) != NULL)
+	{
+		SimilarCand *cand = &cands[start[maxc - entry->c]++];
+
+		cand->item_id = entry->item_id;
+		cand->c = entry->c;
+		cand->score = 0;
+	}
+	cooc_destroy(recv.counts);
+	pfree(start);
+
+	*ncands = n;
+	return cands;
+}
+
+/*
+ * Look up cands[from..to), which are sorted by item id: keep the available
+ * ones, scored, appending them to out[*nout].
+ */
+static void
+probe(SimilarCand *cands, int from, int to, double s, double lambda,
+	  SimilarCand *out, int *nout)
+{
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1];
+	Datum	   *ids;
+	int			count = to - from;
+	int			ret;
+
+	rec_keep_plan(&probe_plan,
+				  "SELECT i.item_id, coalesce(p.events, 0) "
+				  "FROM " REC_SCHEMA ".items i "
+				  "LEFT JOIN " REC_SCHEMA ".item_popularity p ON p.item_id = i.item_id "
+				  "WHERE i.item_id = ANY ($1) AND i.available",
+				  1, argtypes, 0);
+
+	ids = palloc(sizeof(Datum) * count);
+	for (int i = 0; i < count; i++)
+		ids[i] = Int64GetDatum(cands[from + i].item_id);
+	args[0] = PointerGetDatum(construct_array(ids, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	ret = SPI_execute_plan(probe_plan, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "rec.similar_items: probe failed: %s", SPI_result_code_string(ret));
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+		SimilarCand key;
+		SimilarCand *cand;
+		double		m;
+		double		c;
+
+		key.item_id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		m = (double) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		cand = bsearch(&key, &cands[from], count, sizeof(SimilarCand), cmp_item);
+		if (cand == NULL)
+			continue;
+		c = cand->c;
+		out[*nout].item_id = cand->item_id;
+		out[*nout].c = cand->c;
+		out[*nout].score = shrunk(c, lambda) * c / sqrt(s * Max(m, c));
+		(*nout)++;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pfree(ids);
+}
+
+PG_FUNCTION_INFO_V1(rec_similar_items);
+Datum
+rec_similar_items(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		item_id = PG_GETARG_INT64(0);
+	int32		n = PG_GETARG_INT32(1);
+	double		lambda = rec_similar_shrinkage;
+	MemoryContext mcxt = CurrentMemoryContext;
+	SimilarCand *cands;
+	SimilarCand *out;
+	SimilarCand *batch;
+	int			ncands;
+	int			limit;
+	int			nout = 0;
+	int			sorted_to = 0;
+	double		s = 0;
+
+	if (n < 1 || n > REC_MAX_RESULTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rec.similar_items: n must be between 1 and %d, not %d",
+						REC_MAX_RESULTS, n)));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	cands = count_cooccurrences(item_id, &ncands, &s, mcxt);
+	out = MemoryContextAlloc(mcxt, sizeof(SimilarCand) * Max(ncands, 1));
+	batch = MemoryContextAlloc(mcxt, sizeof(SimilarCand) * PROBE_BATCH);
 
 	/* Probe in decreasing c, a batch at a time. */
-	for (int from = 0; from < ncands;)
+	limit = Min(ncands, rec_similar_max_candidates);
+	for (int from = 0; from < limit;)
 	{
-		int			to = Min(ncands, from + PROBE_BATCH);
+		int			to = Min(limit, from + PROBE_BATCH);
 
 		CHECK_FOR_INTERRUPTS();
 
@@ -328,7 +387,22 @@ rec_similar_items(PG_FUNCTION_ARGS)
 			if (out[n - 1].score > score_bound(cands[from].c, s, lambda))
 				break;
 		}
-		probe(cands, from, to, s, lambda, out, &nout);
+
+		/* Order each run of equal c that this batch reaches by item id. */
+		while (sorted_to < to)
+		{
+			int			end = sorted_to;
+
+			while (end < ncands && cands[end].c == cands[sorted_to].c)
+				end++;
+			qsort(&cands[sorted_to], end - sorted_to, sizeof(SimilarCand), cmp_item);
+			sorted_to = end;
+		}
+
+		/* The probe wants its batch sorted by item id. */
+		memcpy(batch, &cands[from], sizeof(SimilarCand) * (to - from));
+		qsort(batch, to - from, sizeof(SimilarCand), cmp_item);
+		probe(batch, 0, to - from, s, lambda, out, &nout);
 		from = to;
 	}
 	SPI_finish();

@@ -8,5 +8,6 @@
 extern int	rec_similar_audience;
 extern int	rec_similar_history;
 extern double rec_similar_shrinkage;
+extern int	rec_similar_max_candidates;
 
 #endif							/* REC_SERVE_SIMILAR_H */
