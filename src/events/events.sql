@@ -280,6 +280,11 @@ $$;
 COMMENT ON FUNCTION @extschema@.generate_demo_data(integer, integer, bigint, integer, timestamptz) IS
 	'fill empty rec.items and rec.events with the synthetic data set; returns the number of events';
 
+-- Maintenance and bulk generation are for the owner (and whom it grants);
+-- rec.track stays executable by PUBLIC: the table privileges decide.
+REVOKE ALL ON FUNCTION @extschema@.refresh_popularity() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.generate_demo_data(integer, integer, bigint, integer, timestamptz) FROM PUBLIC;
+
 -- ------------------------------------------------------------ pg_dump
 
 -- User data: dumped. Built-in kinds only where they differ from their

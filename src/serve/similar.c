@@ -247,7 +247,10 @@ count_cooccurrences(int64 item_id, int *ncands, double *s, MemoryContext mcxt)
 	recv.pub.rShutdown = recv_shutdown;
 	recv.pub.rDestroy = recv_destroy;
 	recv.pub.mydest = DestNone;
-	recv.counts = cooc_create(mcxt, 1024, NULL);
+	/* Sized for the usual number of distinct items, to avoid regrowing. */
+	recv.counts = cooc_create(mcxt,
+							  (uint32) Min((int64) rec_similar_audience * rec_similar_history / 2, 65536),
+							  NULL);
 
 	/* A SELECT into a receiver of type DestNone reports SPI_OK_UTILITY. */
 	ret = SPI_execute_plan_extended(cooccurrence_plan, &options);
