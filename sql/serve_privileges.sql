@@ -14,7 +14,7 @@ SELECT count(*) FROM rec.recommend(1, 5);        -- no table privileges yet
 RESET ROLE;
 
 GRANT SELECT ON rec.items, rec.events, rec.event_kinds,
-			 rec.item_popularity, rec.popularity_state TO regress_rec_app;
+			 rec.item_popularity, rec.popularity_state, rec.deployments TO regress_rec_app;
 GRANT INSERT ON rec.events TO regress_rec_app;
 GRANT INSERT, UPDATE ON rec.item_popularity TO regress_rec_app;
 
