@@ -116,6 +116,30 @@ extern int	als_transpose(const AlsMatrix *m, AlsMatrix *out);
 
 extern void als_matrix_free(AlsMatrix *m);
 
+/* Most entries in one row. */
+extern uint64_t als_max_row_nnz(const AlsMatrix *m);
+
+/* Full-ranking evaluation of held-out items (see als_eval_holdout). */
+typedef struct AlsHoldout
+{
+	uint64_t	users;
+	double		hit_rate;		/* at k */
+	double		ndcg;			/* at k */
+	double		map;			/* at k (one relevant item: 1 / (rank + 1)) */
+	double		mrr;
+} AlsHoldout;
+
+/*
+ * For each user u with hold[u] != UINT32_MAX and a non-empty row in users,
+ * rank item hold[u] among all items except the user's training items (the
+ * row): rank = the number that come first, by score (x_u . y_i) descending,
+ * then by index. Averages the metrics at k over those users, on `threads`
+ * threads. Returns ALS_OK, ALS_STOPPED, ALS_NOMEM or ALS_THREAD.
+ */
+extern int	als_eval_holdout(const AlsFactors *f, const AlsMatrix *users,
+							 const uint32_t *hold, int k, int threads,
+							 const AlsCallbacks *cb, AlsHoldout *res);
+
 /* Name of the kernel set in use ("avx512", "avx2", "portable"). */
 extern const char *als_kernel_name(void);
 

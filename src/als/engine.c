@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 
 #include <cblas.h>
 
@@ -366,156 +367,154 @@ dots_avx512(const float *Y, const AlsEntry *e, uint64_t n, const float *x,
 	}
 }
 
-/* kpad == 64: everything in registers */
+/*
+ * kpad <= 128: the row, the vector and the accumulator stay in registers.
+ * One template, instantiated for KB = kpad / 16 blocks of 16 floats; with KB
+ * a constant the compiler unrolls the block loops and keeps the arrays in
+ * zmm registers (3 * KB of them).
+ */
+#define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
 
-#define LOAD4(v, p) \
-	__m512 v##0 = _mm512_load_ps(p), v##1 = _mm512_load_ps((p) + 16), \
-		   v##2 = _mm512_load_ps((p) + 32), v##3 = _mm512_load_ps((p) + 48)
-#define DOT4(y, x) \
-	_mm512_add_ps(_mm512_fmadd_ps(y##1, x##1, _mm512_mul_ps(y##0, x##0)), \
-				  _mm512_fmadd_ps(y##3, x##3, _mm512_mul_ps(y##2, x##2)))
-#define AXPY4(acc, c, y) do { \
-	acc##0 = _mm512_fmadd_ps(c, y##0, acc##0); \
-	acc##1 = _mm512_fmadd_ps(c, y##1, acc##1); \
-	acc##2 = _mm512_fmadd_ps(c, y##2, acc##2); \
-	acc##3 = _mm512_fmadd_ps(c, y##3, acc##3); } while (0)
-#define PREFETCH64(p) do { \
-	_mm_prefetch((const char *) (p), _MM_HINT_T0); \
-	_mm_prefetch((const char *) ((p) + 16), _MM_HINT_T0); \
-	_mm_prefetch((const char *) ((p) + 32), _MM_HINT_T0); \
-	_mm_prefetch((const char *) ((p) + 48), _MM_HINT_T0); } while (0)
-
-AVX512
-static void
-resid_avx512_64(const float *Y, const AlsEntry *e, uint64_t n, const float *x,
-				float *acc, float *d, int kpad)
+AVX512_INLINE float
+dot_blocks(const __m512 *y, const __m512 *x, const int KB)
 {
-	LOAD4(x, x);
-	__m512		s0 = _mm512_setzero_ps(),
-				s1 = _mm512_setzero_ps(),
-				s2 = _mm512_setzero_ps(),
-				s3 = _mm512_setzero_ps();
-	uint64_t	j = 0;
+	__m512		s0 = _mm512_mul_ps(y[0], x[0]);
+	__m512		s1 = _mm512_setzero_ps();
 
-	for (; j + 2 <= n; j += 2)
+	for (int b = 1; b < KB; b += 2)
 	{
-		const float *yp = Y + (size_t) e[j].idx * 64;
-		const float *zp = Y + (size_t) e[j + 1].idx * 64;
-
-		if (j + ALS_PREFETCH + 1 < n)
-		{
-			PREFETCH64(Y + (size_t) e[j + ALS_PREFETCH].idx * 64);
-			PREFETCH64(Y + (size_t) e[j + ALS_PREFETCH + 1].idx * 64);
-		}
-		{
-			LOAD4(y, yp);
-			LOAD4(z, zp);
-			float		dy = _mm512_reduce_add_ps(DOT4(y, x));
-			float		dz = _mm512_reduce_add_ps(DOT4(z, x));
-			__m512		cy = _mm512_set1_ps(1.0f + e[j].a * (1.0f - dy));
-			__m512		cz = _mm512_set1_ps(1.0f + e[j + 1].a * (1.0f - dz));
-
-			d[j] = dy;
-			d[j + 1] = dz;
-			AXPY4(s, cy, y);
-			AXPY4(s, cz, z);
-		}
+		s1 = _mm512_fmadd_ps(y[b], x[b], s1);
+		if (b + 1 < KB)
+			s0 = _mm512_fmadd_ps(y[b + 1], x[b + 1], s0);
 	}
-	for (; j < n; j++)
-	{
-		const float *yp = Y + (size_t) e[j].idx * 64;
-
-		LOAD4(y, yp);
-		float		dy = _mm512_reduce_add_ps(DOT4(y, x));
-		__m512		cy = _mm512_set1_ps(1.0f + e[j].a * (1.0f - dy));
-
-		d[j] = dy;
-		AXPY4(s, cy, y);
-	}
-	_mm512_store_ps(acc, s0);
-	_mm512_store_ps(acc + 16, s1);
-	_mm512_store_ps(acc + 32, s2);
-	_mm512_store_ps(acc + 48, s3);
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-AVX512
-static void
-apply_avx512_64(const float *Y, const AlsEntry *e, uint64_t n, const float *p,
-				float *acc, float *ev, int kpad)
+AVX512_INLINE void
+resid_tmpl(const float *Y, const AlsEntry *e, uint64_t n, const float *xp,
+		   float *acc, float *d, const int KB)
 {
-	LOAD4(x, p);
-	__m512		s0 = _mm512_setzero_ps(),
-				s1 = _mm512_setzero_ps(),
-				s2 = _mm512_setzero_ps(),
-				s3 = _mm512_setzero_ps();
-	uint64_t	j = 0;
+	__m512		x[8],
+				a[8],
+				y[8];
 
-	for (; j + 2 <= n; j += 2)
+	for (int b = 0; b < KB; b++)
 	{
-		const float *yp = Y + (size_t) e[j].idx * 64;
-		const float *zp = Y + (size_t) e[j + 1].idx * 64;
-
-		if (j + ALS_PREFETCH + 1 < n)
-		{
-			PREFETCH64(Y + (size_t) e[j + ALS_PREFETCH].idx * 64);
-			PREFETCH64(Y + (size_t) e[j + ALS_PREFETCH + 1].idx * 64);
-		}
-		{
-			LOAD4(y, yp);
-			LOAD4(z, zp);
-			float		dy = _mm512_reduce_add_ps(DOT4(y, x));
-			float		dz = _mm512_reduce_add_ps(DOT4(z, x));
-			__m512		cy = _mm512_set1_ps(e[j].a * dy);
-			__m512		cz = _mm512_set1_ps(e[j + 1].a * dz);
-
-			ev[j] = dy;
-			ev[j + 1] = dz;
-			AXPY4(s, cy, y);
-			AXPY4(s, cz, z);
-		}
+		x[b] = _mm512_load_ps(xp + 16 * b);
+		a[b] = _mm512_setzero_ps();
 	}
-	for (; j < n; j++)
+	for (uint64_t j = 0; j < n; j++)
 	{
-		const float *yp = Y + (size_t) e[j].idx * 64;
+		const float *yp = Y + (size_t) e[j].idx * (16 * KB);
+		float		dj;
+		__m512		c;
 
-		LOAD4(y, yp);
-		float		dy = _mm512_reduce_add_ps(DOT4(y, x));
-		__m512		cy = _mm512_set1_ps(e[j].a * dy);
+		if (j + ALS_PREFETCH < n)
+		{
+			const float *pf = Y + (size_t) e[j + ALS_PREFETCH].idx * (16 * KB);
 
-		ev[j] = dy;
-		AXPY4(s, cy, y);
+			for (int b = 0; b < KB; b++)
+				_mm_prefetch((const char *) (pf + 16 * b), _MM_HINT_T0);
+		}
+		for (int b = 0; b < KB; b++)
+			y[b] = _mm512_load_ps(yp + 16 * b);
+		dj = dot_blocks(y, x, KB);
+		d[j] = dj;
+		c = _mm512_set1_ps(1.0f + e[j].a * (1.0f - dj));
+		for (int b = 0; b < KB; b++)
+			a[b] = _mm512_fmadd_ps(c, y[b], a[b]);
 	}
-	_mm512_store_ps(acc, s0);
-	_mm512_store_ps(acc + 16, s1);
-	_mm512_store_ps(acc + 32, s2);
-	_mm512_store_ps(acc + 48, s3);
+	for (int b = 0; b < KB; b++)
+		_mm512_store_ps(acc + 16 * b, a[b]);
 }
 
-AVX512
-static void
-symv_avx512_64(const float *G, const float *x, float *out, int kpad)
+AVX512_INLINE void
+apply_tmpl(const float *Y, const AlsEntry *e, uint64_t n, const float *pp,
+		   float *acc, float *ev, const int KB)
 {
-	__m512		s0 = _mm512_setzero_ps(),
-				s1 = _mm512_setzero_ps(),
-				s2 = _mm512_setzero_ps(),
-				s3 = _mm512_setzero_ps();
+	__m512		p[8],
+				a[8],
+				y[8];
 
-	for (int a = 0; a < 64; a++)
+	for (int b = 0; b < KB; b++)
 	{
-		const float *row = G + (size_t) a * 64;
-		__m512		xa = _mm512_set1_ps(x[a]);
-
-		LOAD4(g, row);
-		AXPY4(s, xa, g);
+		p[b] = _mm512_load_ps(pp + 16 * b);
+		a[b] = _mm512_setzero_ps();
 	}
-	_mm512_store_ps(out, s0);
-	_mm512_store_ps(out + 16, s1);
-	_mm512_store_ps(out + 32, s2);
-	_mm512_store_ps(out + 48, s3);
+	for (uint64_t j = 0; j < n; j++)
+	{
+		const float *yp = Y + (size_t) e[j].idx * (16 * KB);
+		float		ej;
+		__m512		c;
+
+		if (j + ALS_PREFETCH < n)
+		{
+			const float *pf = Y + (size_t) e[j + ALS_PREFETCH].idx * (16 * KB);
+
+			for (int b = 0; b < KB; b++)
+				_mm_prefetch((const char *) (pf + 16 * b), _MM_HINT_T0);
+		}
+		for (int b = 0; b < KB; b++)
+			y[b] = _mm512_load_ps(yp + 16 * b);
+		ej = dot_blocks(y, p, KB);
+		ev[j] = ej;
+		c = _mm512_set1_ps(e[j].a * ej);
+		for (int b = 0; b < KB; b++)
+			a[b] = _mm512_fmadd_ps(c, y[b], a[b]);
+	}
+	for (int b = 0; b < KB; b++)
+		_mm512_store_ps(acc + 16 * b, a[b]);
 }
+
+AVX512_INLINE void
+symv_tmpl(const float *G, const float *x, float *out, const int KB)
+{
+	__m512		a[8];
+
+	for (int b = 0; b < KB; b++)
+		a[b] = _mm512_setzero_ps();
+	for (int r = 0; r < 16 * KB; r++)
+	{
+		const float *row = G + (size_t) r * (16 * KB);
+		__m512		xr = _mm512_set1_ps(x[r]);
+
+		for (int b = 0; b < KB; b++)
+			a[b] = _mm512_fmadd_ps(xr, _mm512_load_ps(row + 16 * b), a[b]);
+	}
+	for (int b = 0; b < KB; b++)
+		_mm512_store_ps(out + 16 * b, a[b]);
+}
+
+#define ALS_KERNELS_KB(KB) \
+AVX512 static void \
+resid_avx512_##KB(const float *Y, const AlsEntry *e, uint64_t n, const float *x, \
+				  float *acc, float *d, int kpad) \
+{ resid_tmpl(Y, e, n, x, acc, d, KB); } \
+AVX512 static void \
+apply_avx512_##KB(const float *Y, const AlsEntry *e, uint64_t n, const float *p, \
+				  float *acc, float *ev, int kpad) \
+{ apply_tmpl(Y, e, n, p, acc, ev, KB); } \
+AVX512 static void \
+symv_avx512_##KB(const float *G, const float *x, float *out, int kpad) \
+{ symv_tmpl(G, x, out, KB); } \
+static const Kernels kernels_avx512_##KB = \
+	{"avx512", resid_avx512_##KB, apply_avx512_##KB, symv_avx512_##KB, dots_avx512, dot_avx512};
+
+ALS_KERNELS_KB(1)
+ALS_KERNELS_KB(2)
+ALS_KERNELS_KB(3)
+ALS_KERNELS_KB(4)
+ALS_KERNELS_KB(5)
+ALS_KERNELS_KB(6)
+ALS_KERNELS_KB(7)
+ALS_KERNELS_KB(8)
+
+static const Kernels *const kernels_avx512_fixed[9] = {
+	NULL, &kernels_avx512_1, &kernels_avx512_2, &kernels_avx512_3, &kernels_avx512_4,
+	&kernels_avx512_5, &kernels_avx512_6, &kernels_avx512_7, &kernels_avx512_8
+};
 
 static const Kernels kernels_avx512 = {"avx512", resid_avx512, apply_avx512, symv_avx512, dots_avx512, dot_avx512};
-static const Kernels kernels_avx512_64 = {"avx512", resid_avx512_64, apply_avx512_64, symv_avx512_64, dots_avx512, dot_avx512};
 
 #endif							/* ALS_X86 */
 
@@ -557,7 +556,7 @@ choose_kernels(int kpad)
 	{
 #ifdef ALS_X86
 		case ISA_AVX512:
-			return kpad == 64 ? &kernels_avx512_64 : &kernels_avx512;
+			return kpad <= 128 ? kernels_avx512_fixed[kpad / 16] : &kernels_avx512;
 		case ISA_AVX2:
 			return &kernels_avx2;
 #endif
@@ -595,6 +594,28 @@ alloc_aligned(size_t n)
 		n = ALS_ALIGN;
 	if (posix_memalign(&p, ALS_ALIGN, n) != 0)
 		return NULL;
+	return p;
+}
+
+/*
+ * Factor matrices are read at random rows: back big ones with huge pages
+ * where the kernel offers them (transparent huge pages in madvise mode), so
+ * the gathers do not miss the TLB at every row.
+ */
+static void *
+alloc_factors(size_t n)
+{
+	const size_t huge = 2 * 1024 * 1024;
+	void	   *p = NULL;
+
+	if (n < 4 * huge)
+		return alloc_aligned(n);
+	n = (n + huge - 1) & ~(huge - 1);
+	if (posix_memalign(&p, huge, n) != 0)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void) madvise(p, n, MADV_HUGEPAGE);
+#endif
 	return p;
 }
 
@@ -666,6 +687,17 @@ als_engine_bytes(const AlsParams *params, uint32_t nusers, uint32_t nitems,
 		return 0;
 	*bytes = total;
 	return 1;
+}
+
+uint64_t
+als_max_row_nnz(const AlsMatrix *m)
+{
+	uint64_t	mx = 0;
+
+	for (uint32_t r = 0; r < m->nrows; r++)
+		if (m->ptr[r + 1] - m->ptr[r] > mx)
+			mx = m->ptr[r + 1] - m->ptr[r];
+	return mx;
 }
 
 void
@@ -823,8 +855,12 @@ typedef struct Scratch
 	void	   *block;
 } Scratch;
 
+struct Engine;
+
 typedef struct Pass
 {
+	/* work on chunk c (thread's scratch s) */
+	void		(*fn) (struct Engine *eng, Scratch *s, uint32_t c);
 	const AlsMatrix *m;			/* rows to solve */
 	float	   *F;				/* their factors */
 	const float *O;				/* the other side's factors */
@@ -892,7 +928,7 @@ run_chunks(Engine *eng, int tid)
 		c = __atomic_fetch_add(&eng->next_chunk, 1, __ATOMIC_RELAXED);
 		if (c >= pass->nchunks)
 			break;
-		solve_chunk(eng, s, c);
+		pass->fn(eng, s, c);
 	}
 }
 
@@ -1307,8 +1343,8 @@ als_train(const AlsParams *params, const AlsMatrix *users, const AlsMatrix *item
 	out->kpad = kpad;
 	out->nusers = users->nrows;
 	out->nitems = items->nrows;
-	out->X = alloc_aligned(sizeof(float) * (size_t) kpad * users->nrows);
-	out->Y = alloc_aligned(sizeof(float) * (size_t) kpad * items->nrows);
+	out->X = alloc_factors(sizeof(float) * (size_t) kpad * users->nrows);
+	out->Y = alloc_factors(sizeof(float) * (size_t) kpad * items->nrows);
 	XtX = alloc_aligned(sizeof(float) * kpad * kpad);
 	YtY = alloc_aligned(sizeof(float) * kpad * kpad);
 	G = alloc_aligned(sizeof(float) * kpad * kpad);
@@ -1344,6 +1380,8 @@ als_train(const AlsParams *params, const AlsMatrix *users, const AlsMatrix *item
 	if ((rc = make_chunks(users, kpad, &upass)) != ALS_OK ||
 		(rc = make_chunks(items, kpad, &ipass)) != ALS_OK)
 		goto done;
+	upass.fn = solve_chunk;
+	ipass.fn = solve_chunk;
 	upass.m = users;
 	upass.F = out->X;
 	upass.O = out->Y;
@@ -1442,5 +1480,154 @@ done:
 	}
 	if (rc != ALS_OK)
 		als_factors_free(out);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- holdout */
+
+#define EVAL_BLOCK 64			/* users scored per sgemm */
+
+typedef struct EvalCtx
+{
+	const AlsFactors *f;
+	const AlsMatrix *users;
+	const uint32_t *hold;
+	int			k;
+	float	  **S;				/* per thread: EVAL_BLOCK x nitems scores */
+	float	  **Xb;				/* per thread: EVAL_BLOCK x kpad */
+	double	   *sums;			/* per chunk: users, hit, ndcg, map, mrr */
+} EvalCtx;
+
+static EvalCtx *eval_ctx;
+
+/*
+ * Rank each held-out item of a block of users among all items but the
+ * user's training items: rank = how many come first (a higher score, or the
+ * same score and a smaller index).
+ */
+static void
+eval_chunk(Engine *eng, Scratch *s, uint32_t c)
+{
+	EvalCtx    *ctx = eval_ctx;
+	const AlsFactors *f = ctx->f;
+	int			tid = (int) (s - eng->scratch);
+	float	   *S = ctx->S[tid],
+			   *Xb = ctx->Xb[tid];
+	uint32_t	blk[EVAL_BLOCK];
+	uint32_t	nb = 0,
+				ni = f->nitems;
+	double	   *out = ctx->sums + (size_t) c * 5;
+
+	for (uint32_t u = c * EVAL_BLOCK; u < f->nusers && u < (c + 1) * EVAL_BLOCK; u++)
+	{
+		if (ctx->hold[u] == UINT32_MAX || ctx->users->ptr[u + 1] == ctx->users->ptr[u])
+			continue;
+		memcpy(Xb + (size_t) nb * f->kpad, f->X + (size_t) u * f->kpad, sizeof(float) * f->kpad);
+		blk[nb++] = u;
+	}
+	memset(out, 0, sizeof(double) * 5);
+	if (nb == 0 || ni == 0)
+		return;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) nb, (int) ni, f->kpad,
+				1.0f, Xb, f->kpad, f->Y, f->kpad, 0.0f, S, (int) ni);
+	for (uint32_t b = 0; b < nb; b++)
+	{
+		uint32_t	u = blk[b],
+					h = ctx->hold[u];
+		const float *sc = S + (size_t) b * ni;
+		float		t = sc[h];
+		uint64_t	rank = 0;
+
+		for (uint32_t i = 0; i < ni; i++)
+			rank += sc[i] > t || (sc[i] == t && i < h);
+		for (uint64_t j = ctx->users->ptr[u]; j < ctx->users->ptr[u + 1]; j++)
+		{
+			uint32_t	i = ctx->users->ent[j].idx;
+
+			rank -= sc[i] > t || (sc[i] == t && i < h);
+		}
+		out[0] += 1.0;
+		out[4] += 1.0 / (rank + 1.0);
+		if (rank < (uint64_t) ctx->k)
+		{
+			out[1] += 1.0;
+			out[2] += 1.0 / log2(rank + 2.0);
+			out[3] += 1.0 / (rank + 1.0);
+		}
+	}
+}
+
+int
+als_eval_holdout(const AlsFactors *f, const AlsMatrix *users, const uint32_t *hold,
+				 int k, int threads, const AlsCallbacks *cb, AlsHoldout *res)
+{
+	Engine		eng;
+	Pass		pass;
+	EvalCtx		ctx;
+	AlsParams	p;
+	uint32_t	nchunks = (f->nusers + EVAL_BLOCK - 1) / EVAL_BLOCK;
+	int			rc = ALS_OK;
+
+	memset(res, 0, sizeof(*res));
+	memset(&eng, 0, sizeof(eng));
+	memset(&pass, 0, sizeof(pass));
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&p, 0, sizeof(p));
+	p.threads = threads;
+	eng.params = &p;
+	eng.nthreads = threads < 1 ? 1 : threads > ALS_MAX_THREADS ? ALS_MAX_THREADS : threads;
+	eng.cb = cb;
+	ctx.f = f;
+	ctx.users = users;
+	ctx.hold = hold;
+	ctx.k = k;
+	ctx.S = calloc(eng.nthreads, sizeof(float *));
+	ctx.Xb = calloc(eng.nthreads, sizeof(float *));
+	ctx.sums = calloc((size_t) nchunks * 5 + 5, sizeof(double));
+	eng.scratch = calloc(eng.nthreads, sizeof(Scratch));
+	pass.fn = eval_chunk;
+	pass.nchunks = nchunks;
+	pass.chunk_loss = calloc(nchunks + 1, sizeof(double));
+	if (!ctx.S || !ctx.Xb || !ctx.sums || !eng.scratch || !pass.chunk_loss)
+		rc = ALS_NOMEM;
+	for (int t = 0; rc == ALS_OK && t < eng.nthreads; t++)
+	{
+		ctx.S[t] = alloc_aligned(sizeof(float) * EVAL_BLOCK * (size_t) (f->nitems ? f->nitems : 1));
+		ctx.Xb[t] = alloc_aligned(sizeof(float) * EVAL_BLOCK * (size_t) f->kpad);
+		if (!ctx.S[t] || !ctx.Xb[t])
+			rc = ALS_NOMEM;
+	}
+	eval_ctx = &ctx;
+	if (rc == ALS_OK)
+		rc = pool_start(&eng);
+	if (rc == ALS_OK)
+		rc = pool_run(&eng, &pass);
+	pool_stop(&eng);
+	if (rc == ALS_OK)
+	{
+		double		t[5] = {0, 0, 0, 0, 0};
+
+		for (uint32_t c = 0; c < nchunks; c++)
+			for (int x = 0; x < 5; x++)
+				t[x] += ctx.sums[(size_t) c * 5 + x];
+		res->users = (uint64_t) t[0];
+		if (t[0] > 0)
+		{
+			res->hit_rate = t[1] / t[0];
+			res->ndcg = t[2] / t[0];
+			res->map = t[3] / t[0];
+			res->mrr = t[4] / t[0];
+		}
+	}
+	eval_ctx = NULL;
+	for (int t = 0; ctx.S && t < eng.nthreads; t++)
+		free(ctx.S[t]);
+	for (int t = 0; ctx.Xb && t < eng.nthreads; t++)
+		free(ctx.Xb[t]);
+	free(ctx.S);
+	free(ctx.Xb);
+	free(ctx.sums);
+	free(eng.scratch);
+	free(pass.chunk_loss);
 	return rc;
 }

@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <unistd.h>
@@ -84,11 +85,16 @@ static RecTrainSlot *MySlot = NULL;
 
 /* ---------------------------------------------------------------- job state */
 
+/*
+ * The coordinate list: (user, item) pairs in blocks, and their weights in
+ * parallel blocks that exist only once a weight other than 1 has been read
+ * (implicit data often has none, and this list is the peak of a job's
+ * memory).
+ */
 typedef struct CooEntry
 {
 	uint32		u;
 	uint32		i;
-	float		w;
 } CooEntry;
 
 typedef struct IdMap
@@ -121,6 +127,7 @@ typedef struct Job
 	IdMap		users;
 	IdMap		items;
 	CooEntry  **blocks;
+	float	  **wblocks;		/* NULL while every weight is 1 */
 	int			nblocks;
 	int			maxblocks;
 	uint64		ncoo;
@@ -289,9 +296,14 @@ job_cleanup(void)
 	if (job == NULL)
 		return;
 	for (int b = 0; b < job->nblocks; b++)
+	{
 		if (job->blocks[b])
 			jfree(job->blocks[b], sizeof(CooEntry) * COO_BLOCK);
+		if (job->wblocks && job->wblocks[b])
+			jfree(job->wblocks[b], sizeof(float) * COO_BLOCK);
+	}
 	jfree(job->blocks, sizeof(CooEntry *) * job->maxblocks);
+	jfree(job->wblocks, sizeof(float *) * job->maxblocks);
 	idmap_free(&job->users);
 	idmap_free(&job->items);
 	jfree(job->latest_t, job->latest_cap * sizeof(int64));
@@ -573,14 +585,32 @@ load_receive(TupleTableSlot *slot, DestReceiver *self)
 
 			job->blocks = jrealloc(job->blocks, sizeof(CooEntry *) * job->maxblocks,
 								   sizeof(CooEntry *) * nmax);
+			if (job->wblocks)
+				job->wblocks = jrealloc(job->wblocks, sizeof(float *) * job->maxblocks,
+										sizeof(float *) * nmax);
 			job->maxblocks = nmax;
 		}
-		job->blocks[job->nblocks++] = jmalloc(sizeof(CooEntry) * COO_BLOCK);
+		job->blocks[job->nblocks] = jmalloc(sizeof(CooEntry) * COO_BLOCK);
+		if (job->wblocks)
+			job->wblocks[job->nblocks] = jmalloc(sizeof(float) * COO_BLOCK);
+		job->nblocks++;
+	}
+	if ((float) w != 1.0f && job->wblocks == NULL)
+	{
+		/* the first weight that is not 1: keep weights from now on */
+		job->wblocks = jcalloc(job->maxblocks, sizeof(float *));
+		for (int b = 0; b < job->nblocks; b++)
+		{
+			job->wblocks[b] = jmalloc(sizeof(float) * COO_BLOCK);
+			for (int x = 0; x < COO_BLOCK; x++)
+				job->wblocks[b][x] = 1.0f;
+		}
 	}
 	e = &job->blocks[job->ncoo / COO_BLOCK][job->ncoo % COO_BLOCK];
 	e->u = ui;
 	e->i = ii;
-	e->w = (float) w;
+	if (job->wblocks)
+		job->wblocks[job->ncoo / COO_BLOCK][job->ncoo % COO_BLOCK] = (float) w;
 	job->ncoo++;
 
 	if (job->holdout)
@@ -736,14 +766,17 @@ canonical_order(IdMap *m)
 static void
 check_budget(void)
 {
-	size_t		coo = sizeof(CooEntry) * COO_BLOCK * (size_t) job->nblocks;
+	size_t		coo = (sizeof(CooEntry) + (job->wblocks ? sizeof(float) : 0)) *
+		COO_BLOCK * (size_t) job->nblocks;
 	size_t		m,
 				eng,
 				need,
 				t;
 
 	m = matrix_bytes_or_refuse(Max(job->users.n, job->items.n), job->ncoo);
-	if (!als_engine_bytes(&job->p, job->users.n, job->items.n, job->ncoo, &eng))
+	/* a row has at most as many entries as there are columns */
+	if (!als_engine_bytes(&job->p, job->users.n, job->items.n,
+						  Min(job->ncoo, (uint64) Max(job->users.n, job->items.n)), &eng))
 		mem_refuse(SIZE_MAX);
 	/* worst of: list + one matrix, two matrices + engine */
 	need = coo + m;
@@ -796,10 +829,15 @@ build_matrices(void)
 			AlsEntry   *d = &byitem.ent[fill[e->i]++];
 
 			d->idx = e->u;
-			d->a = e->w;
+			d->a = job->wblocks ? job->wblocks[b][j % COO_BLOCK] : 1.0f;
 		}
 		jfree(job->blocks[b], sizeof(CooEntry) * COO_BLOCK);
 		job->blocks[b] = NULL;
+		if (job->wblocks)
+		{
+			jfree(job->wblocks[b], sizeof(float) * COO_BLOCK);
+			job->wblocks[b] = NULL;
+		}
 		if ((b & 7) == 7)
 			check_stop();
 	}
@@ -944,7 +982,8 @@ train(void)
 	size_t		eng;
 	int			rc;
 
-	if (!als_engine_bytes(&job->p, job->users.n, job->items.n, job->um.nnz, &eng))
+	if (!als_engine_bytes(&job->p, job->users.n, job->items.n,
+						  Max(als_max_row_nnz(&job->um), als_max_row_nnz(&job->im)), &eng))
 		mem_refuse(SIZE_MAX);
 	mem_charge(eng);
 
@@ -991,81 +1030,29 @@ train(void)
 
 /*
  * Rank each held-out item among all items of the model, leaving out the
- * user's training items: rank = how many of those come first (a higher
- * score, or the same score and a smaller item id, as in rec.evaluate; dense
- * ids are in item id order). Metrics at k = 10 follow the textbook
- * definitions with one relevant item.
+ * user's training items (the engine does it on the job's threads): rank =
+ * how many of those come first (a higher score, or the same score and a
+ * smaller item id, as in rec.evaluate; dense ids are in item id order).
+ * Metrics at k = 10 follow the textbook definitions with one relevant item.
  */
 static void
 evaluate_holdout(void)
 {
 	const int	K = 10;
-	uint32		nu = job->users.n,
-				ni = job->items.n;
-	int			kpad = job->f.kpad;
-	const uint32 B = 64;
-	float	   *S = jmalloc(sizeof(float) * (size_t) B * Max(ni, 1));
-	double		hit = 0,
-				ndcg = 0,
-				map = 0,
-				mrr = 0;
-	uint64		users = 0;
-	uint32	   *blk = jmalloc(sizeof(uint32) * B);
-	float	   *Xb = jmalloc(sizeof(float) * (size_t) B * kpad);
+	AlsCallbacks cb = {NULL, poll_cb, NULL};
+	AlsHoldout	h;
+	int			rc;
 
-	for (uint32 u0 = 0; u0 < nu;)
-	{
-		uint32		nb = 0;
-
-		/* gather a block of users with a held-out item */
-		while (u0 < nu && nb < B)
-		{
-			if (job->hold[u0] != NO_ITEM && job->um.ptr[u0 + 1] > job->um.ptr[u0])
-			{
-				blk[nb] = u0;
-				memcpy(Xb + (size_t) nb * kpad, job->f.X + (size_t) u0 * kpad, sizeof(float) * kpad);
-				nb++;
-			}
-			u0++;
-		}
-		if (nb == 0)
-			break;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) nb, (int) ni, kpad,
-					1.0f, Xb, kpad, job->f.Y, kpad, 0.0f, S, (int) ni);
-		for (uint32 b = 0; b < nb; b++)
-		{
-			uint32		u = blk[b];
-			const float *s = S + (size_t) b * ni;
-			uint32		h = job->hold[u];
-			float		target = s[h];
-			uint64		rank = 0;
-
-			/* ahead of h: a higher score, or the same and a smaller id */
-			for (uint32 i = 0; i < ni; i++)
-				rank += s[i] > target || (s[i] == target && i < h);
-			for (uint64 j = job->um.ptr[u]; j < job->um.ptr[u + 1]; j++)
-			{
-				uint32		i = job->um.ent[j].idx;
-
-				rank -= s[i] > target || (s[i] == target && i < h);
-			}
-			users++;
-			mrr += 1.0 / (rank + 1.0);
-			if (rank < (uint64) K)
-			{
-				hit += 1.0;
-				ndcg += 1.0 / log2(rank + 2.0);
-				map += 1.0 / (rank + 1.0);
-			}
-		}
+	rc = als_eval_holdout(&job->f, &job->um, job->hold, K, job->threads, &cb, &h);
+	if (rc == ALS_STOPPED)
 		check_stop();
-	}
-	jfree(S, sizeof(float) * (size_t) B * Max(ni, 1));
-	jfree(blk, sizeof(uint32) * B);
-	jfree(Xb, sizeof(float) * (size_t) B * kpad);
+	if (rc != ALS_OK)
+		ereport(ERROR,
+				(errcode(rc == ALS_NOMEM ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not evaluate the holdout of model " INT64_FORMAT, job->model_id)));
 
 	initStringInfo(&job->holdout_json);
-	if (users == 0)
+	if (h.users == 0)
 	{
 		appendStringInfoString(&job->holdout_json, "{\"users\": 0}");
 		return;
@@ -1074,10 +1061,10 @@ evaluate_holdout(void)
 					 "{\"protocol\": \"full ranking over all items, training items excluded; latest interaction per user held out\", "
 					 "\"k\": %d, \"users\": " UINT64_FORMAT ", \"hit_rate\": %s, \"ndcg\": %s, "
 					 "\"recall\": %s, \"precision\": %s, \"map\": %s, \"mrr\": %s}",
-					 K, users,
-					 float8out_internal(hit / users), float8out_internal(ndcg / users),
-					 float8out_internal(hit / users), float8out_internal(hit / users / K),
-					 float8out_internal(map / users), float8out_internal(mrr / users));
+					 K, (uint64) h.users,
+					 float8out_internal(h.hit_rate), float8out_internal(h.ndcg),
+					 float8out_internal(h.hit_rate), float8out_internal(h.hit_rate / K),
+					 float8out_internal(h.map), float8out_internal(h.mrr));
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -1431,6 +1418,13 @@ run_job(int64 model_id)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	job->model_id = model_id;
 	job->mem_limit = (size_t) rec_train_memory_limit * 1024;
+
+	/*
+	 * Big blocks straight from mmap, so what a phase frees goes back to the
+	 * system before the next phase grows (glibc would otherwise raise its
+	 * mmap threshold after the first big free and keep freed blocks).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	reset_rss_peak();
 
 	rec_train_progress_begin(MySlot);
@@ -1480,6 +1474,7 @@ run_job(int64 model_id)
 					model_id, job->name, job->nusers_nonempty, job->items.n,
 					job->um.nnz, job->niter, job->t_train)));
 	job_cleanup();
+	malloc_trim(0);
 }
 
 /* Take the next queued job of this database; 0 if none. */

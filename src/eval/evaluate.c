@@ -422,12 +422,14 @@ rec_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("user and item factors of model " INT64_FORMAT " differ in dimensions", model_id)));
 
 	if (sampled)
-		fetch_pairs("negatives", psprintf("SELECT n.user_id, n.item_id FROM (%s) n WHERE n.user_id = ANY($1)",
+		fetch_pairs("negatives", psprintf("SELECT n.user_id, n.item_id FROM (%s) n "
+										  "WHERE n.user_id IN (SELECT pg_catalog.unnest($1))",
 										  source_query(neg_arg)),
 					1, &arrtype, &arg, &negs);
 	else
 	{
-		fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e WHERE e.user_id = ANY($1)",
+		fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e "
+										"WHERE e.user_id IN (SELECT pg_catalog.unnest($1))",
 										excl_arg ? source_query(excl_arg) : model_source),
 					1, &arrtype, &arg, &excl);
 		scores = palloc_extended(sizeof(float) * Max(items.n, 1), MCXT_ALLOC_HUGE);

@@ -10,7 +10,8 @@
  *	                                      print HR@10 / NDCG@10 (He et al.)
  *	  als_engine synth [options]          train on the synthetic set
  *	  als_engine gen [options]            print the synthetic set as
- *	                                      "user\titem\tweight" lines
+ *	                                      "user\titem\tweight\tseq" lines
+ *	                                      (seq: the event's order for its user)
  *
  *	  options: -f factors -i iterations -r regularization -a alpha
  *	           -s cg|cholesky -c cg_steps -t threads -S seed
@@ -24,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+
+#include <cblas.h>
 
 typedef struct Coo
 {
@@ -101,22 +104,28 @@ build(Coo *c, uint64_t n, uint32_t nu, uint32_t ni, float alpha, AlsMatrix *m)
 }
 
 /*
- * Synthetic set: item popularity Zipf(1.0) over nitems, user activity
- * long-tailed (Pareto, shape 1.2, at least 5 events), scaled to about n
- * interactions; items drawn from one of 20 latent tastes per user so the
- * data has structure, mixed with popularity.
+ * Synthetic set: n distinct (user, item) interactions of nu users and ni
+ * items. Item popularity is Zipf (exponent 1); user activity is long-tailed
+ * (Pareto, shape 1.2, at least 5 and at most ni / 5 items per user), scaled
+ * so the counts add up to n exactly. Each user has one of 20 latent
+ * tastes; half of a user's items are drawn within the taste (items with
+ * the taste's id modulo 20), so the data has structure beyond popularity.
+ * Deterministic for a seed.
  */
 static Coo *
 synth(uint64_t n, uint32_t nu, uint32_t ni, uint64_t seed, uint64_t *count)
 {
 	double	   *cdf = malloc(sizeof(double) * ni);
 	double	   *act = malloc(sizeof(double) * nu);
+	uint64_t   *want = malloc(sizeof(uint64_t) * nu);
+	uint8_t    *taken = calloc((ni + 7) / 8, 1);
 	double		sum = 0,
-				asum = 0;
+				lo_s = 0,
+				hi_s = 1e9;
 	uint64_t	s = seed * 7919 + 17,
 				total = 0,
-				cap = n + n / 4 + 1024;
-	Coo		   *c = malloc(sizeof(Coo) * cap);
+				cap = ni / 5;
+	Coo		   *c = malloc(sizeof(Coo) * n);
 
 	for (uint32_t i = 0; i < ni; i++)
 	{
@@ -124,20 +133,46 @@ synth(uint64_t n, uint32_t nu, uint32_t ni, uint64_t seed, uint64_t *count)
 		cdf[i] = sum;
 	}
 	for (uint32_t u = 0; u < nu; u++)
-	{
 		act[u] = pow(unif(&s), -1.0 / 1.2);
-		asum += act[u];
-	}
-	for (uint32_t u = 0; u < nu && total < cap; u++)
+	/* find the scale that makes the clamped activities add up to n */
+	for (int it = 0; it < 200; it++)
 	{
-		uint64_t	k = (uint64_t) (act[u] / asum * (double) n);
-		uint32_t	taste = (uint32_t) (sm64(&s) % 20);
+		double		mid = (lo_s + hi_s) / 2,
+					t = 0;
 
-		if (k < 5)
-			k = 5;
-		if (k > ni)
-			k = ni;
-		for (uint64_t j = 0; j < k && total < cap; j++)
+		for (uint32_t u = 0; u < nu; u++)
+		{
+			double		k = floor(act[u] * mid);
+
+			t += k < 5 ? 5 : k > cap ? cap : k;
+		}
+		if (t < n)
+			lo_s = mid;
+		else
+			hi_s = mid;
+	}
+	for (uint32_t u = 0; u < nu; u++)
+	{
+		double		k = floor(act[u] * hi_s);
+
+		want[u] = k < 5 ? 5 : k > cap ? cap : (uint64_t) k;
+		total += want[u];
+	}
+	/* trim the surplus from the heaviest users' counts */
+	for (uint32_t u = 0; total > n && u < nu; u++)
+		if (want[u] > 5)
+		{
+			want[u]--;
+			total--;
+		}
+	total = 0;
+	for (uint32_t u = 0; u < nu && total < n; u++)
+	{
+		uint32_t	taste = (uint32_t) (sm64(&s) % 20);
+		uint64_t	got = 0,
+					start = total;
+
+		while (got < want[u] && total < n)
 		{
 			double		r = unif(&s) * sum;
 			uint32_t	lo = 0,
@@ -152,29 +187,57 @@ synth(uint64_t n, uint32_t nu, uint32_t ni, uint64_t seed, uint64_t *count)
 				else
 					hi = mid;
 			}
-			/* half the time, stay within the user's taste (items = taste mod 20) */
-			if (unif(&s) < 0.5)
-				lo = lo - (lo % 20) + taste < ni ? lo - (lo % 20) + taste : lo;
+			if (unif(&s) < 0.5 && lo - (lo % 20) + taste < ni)
+				lo = lo - (lo % 20) + taste;
+			if (taken[lo / 8] & (1 << (lo % 8)))
+				continue;
+			taken[lo / 8] |= 1 << (lo % 8);
 			c[total].u = u;
 			c[total].i = lo;
 			c[total].w = 1.0f;
+			c[total].t = 0;
 			total++;
+			got++;
 		}
+		for (uint64_t j = start; j < total; j++)
+			taken[c[j].i / 8] &= ~(1 << (c[j].i % 8));
 	}
 	free(cdf);
 	free(act);
+	free(want);
+	free(taken);
 	*count = total;
 	return c;
 }
 
 static double it_times[ALS_MAX_ITERATIONS + 1];
+static double it_cpu[ALS_MAX_ITERATIONS + 1];
 static int	it_count;
+static double last_cpu;
 
+static double
+cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/*
+ * Per iteration: wall time, and CPU time of all threads. On a machine
+ * shared with other work the wall time varies; the CPU time divided by the
+ * thread count is what the iteration takes on that many free cores.
+ */
 static void
 on_iter(void *arg, int it, double loss, double sec)
 {
+	double		c = cpu_s();
+
+	it_cpu[it_count] = c - last_cpu;
+	last_cpu = c;
 	it_times[it_count++] = sec;
-	fprintf(stderr, "iteration %d: %.4f s, loss %.6f\n", it, sec, loss);
+	fprintf(stderr, "iteration %d: %.4f s (cpu %.4f s), loss %.6f\n", it, sec, it_cpu[it_count - 1], loss);
 }
 
 static int
@@ -257,6 +320,9 @@ main(int argc, char **argv)
 		}
 	}
 
+	/* as in the training worker: OpenBLAS single-threaded, our threads */
+	openblas_set_num_threads(1);
+
 	t0 = now_s();
 	if (strcmp(mode, "ncf") == 0 && dir)
 	{
@@ -292,8 +358,16 @@ main(int argc, char **argv)
 		coo = synth(n, nu, ni, 1, &count);
 		if (strcmp(mode, "gen") == 0)
 		{
+			/* user, item, weight, and the order of the user's events as a time */
+			uint32_t	prev = UINT32_MAX,
+						seq = 0;
+
 			for (uint64_t j = 0; j < count; j++)
-				printf("%u\t%u\t1\n", coo[j].u, coo[j].i);
+			{
+				seq = coo[j].u == prev ? seq + 1 : 0;
+				prev = coo[j].u;
+				printf("%u\t%u\t1\t%u\n", coo[j].u, coo[j].i, seq);
+			}
 			return 0;
 		}
 	}
@@ -342,6 +416,7 @@ main(int argc, char **argv)
 			(unsigned long long) um.nnz, now_s() - t0, als_kernel_name());
 
 	t0 = now_s();
+	last_cpu = cpu_s();
 	if (als_train(&p, &um, &im, ukeys, ikeys, &f, &cb, err, sizeof(err)) != ALS_OK)
 	{
 		fprintf(stderr, "error: %s\n", err);
@@ -350,10 +425,16 @@ main(int argc, char **argv)
 	{
 		double		s[ALS_MAX_ITERATIONS + 1];
 
+		double		c[ALS_MAX_ITERATIONS + 1];
+
 		memcpy(s, it_times, sizeof(double) * it_count);
 		qsort(s, it_count, sizeof(double), cmp_d);
-		printf("train: %d iterations in %.3f s, median %.4f s/iteration, min %.4f, peak RSS %ld MiB\n",
-			   it_count, now_s() - t0, s[it_count / 2], s[0], peak_kib() / 1024);
+		memcpy(c, it_cpu, sizeof(double) * it_count);
+		qsort(c, it_count, sizeof(double), cmp_d);
+		printf("train: %d iterations in %.3f s, median %.4f s/iteration (min %.4f), "
+			   "median cpu %.4f s/iteration (%.4f s per thread), peak RSS %ld MiB\n",
+			   it_count, now_s() - t0, s[it_count / 2], s[0], c[it_count / 2],
+			   c[it_count / 2] / (p.threads > 0 ? p.threads : 1), peak_kib() / 1024);
 	}
 
 	if (dir && validate)
