@@ -80,6 +80,13 @@ typedef struct Kernels
 	void		(*dots) (const float *Y, const AlsEntry *e, uint64_t n,
 						 const float *x, float *d, int kpad);
 	float		(*dot) (const float *a, const float *b, int kpad);
+
+	/*
+	 * Optional: a whole CG solve of one row (n > 0) with everything in
+	 * registers; returns the row's loss terms when want_loss.
+	 */
+	double		(*cg_row) (const float *O, const AlsEntry *e, uint64_t n, const float *G,
+						   float *x, int steps, int want_loss, float *d, float *ev);
 } Kernels;
 
 static float
@@ -148,7 +155,7 @@ dots_c(const float *Y, const AlsEntry *e, uint64_t n, const float *x,
 		d[j] = dot_c(Y + (size_t) e[j].idx * kpad, x, kpad);
 }
 
-static const Kernels kernels_c = {"portable", resid_c, apply_c, symv_c, dots_c, dot_c};
+static const Kernels kernels_c = {"portable", resid_c, apply_c, symv_c, dots_c, dot_c, NULL};
 
 #ifdef ALS_X86
 
@@ -261,7 +268,7 @@ dots_avx2(const float *Y, const AlsEntry *e, uint64_t n, const float *x,
 		d[j] = dot_avx2(Y + (size_t) e[j].idx * kpad, x, kpad);
 }
 
-static const Kernels kernels_avx2 = {"avx2", resid_avx2, apply_avx2, symv_avx2, dots_avx2, dot_avx2};
+static const Kernels kernels_avx2 = {"avx2", resid_avx2, apply_avx2, symv_avx2, dots_avx2, dot_avx2, NULL};
 
 /* ---------- AVX-512 ---------- */
 
@@ -381,6 +388,7 @@ dot_blocks(const __m512 *y, const __m512 *x, const int KB)
 	__m512		s0 = _mm512_mul_ps(y[0], x[0]);
 	__m512		s1 = _mm512_setzero_ps();
 
+	#pragma GCC unroll 8
 	for (int b = 1; b < KB; b += 2)
 	{
 		s1 = _mm512_fmadd_ps(y[b], x[b], s1);
@@ -398,6 +406,7 @@ resid_tmpl(const float *Y, const AlsEntry *e, uint64_t n, const float *xp,
 				a[8],
 				y[8];
 
+	#pragma GCC unroll 8
 	for (int b = 0; b < KB; b++)
 	{
 		x[b] = _mm512_load_ps(xp + 16 * b);
@@ -413,17 +422,21 @@ resid_tmpl(const float *Y, const AlsEntry *e, uint64_t n, const float *xp,
 		{
 			const float *pf = Y + (size_t) e[j + ALS_PREFETCH].idx * (16 * KB);
 
+			#pragma GCC unroll 8
 			for (int b = 0; b < KB; b++)
 				_mm_prefetch((const char *) (pf + 16 * b), _MM_HINT_T0);
 		}
+		#pragma GCC unroll 8
 		for (int b = 0; b < KB; b++)
 			y[b] = _mm512_load_ps(yp + 16 * b);
 		dj = dot_blocks(y, x, KB);
 		d[j] = dj;
 		c = _mm512_set1_ps(1.0f + e[j].a * (1.0f - dj));
+		#pragma GCC unroll 8
 		for (int b = 0; b < KB; b++)
 			a[b] = _mm512_fmadd_ps(c, y[b], a[b]);
 	}
+	#pragma GCC unroll 8
 	for (int b = 0; b < KB; b++)
 		_mm512_store_ps(acc + 16 * b, a[b]);
 }
@@ -436,6 +449,7 @@ apply_tmpl(const float *Y, const AlsEntry *e, uint64_t n, const float *pp,
 				a[8],
 				y[8];
 
+	#pragma GCC unroll 8
 	for (int b = 0; b < KB; b++)
 	{
 		p[b] = _mm512_load_ps(pp + 16 * b);
@@ -451,17 +465,21 @@ apply_tmpl(const float *Y, const AlsEntry *e, uint64_t n, const float *pp,
 		{
 			const float *pf = Y + (size_t) e[j + ALS_PREFETCH].idx * (16 * KB);
 
+			#pragma GCC unroll 8
 			for (int b = 0; b < KB; b++)
 				_mm_prefetch((const char *) (pf + 16 * b), _MM_HINT_T0);
 		}
+		#pragma GCC unroll 8
 		for (int b = 0; b < KB; b++)
 			y[b] = _mm512_load_ps(yp + 16 * b);
 		ej = dot_blocks(y, p, KB);
 		ev[j] = ej;
 		c = _mm512_set1_ps(e[j].a * ej);
+		#pragma GCC unroll 8
 		for (int b = 0; b < KB; b++)
 			a[b] = _mm512_fmadd_ps(c, y[b], a[b]);
 	}
+	#pragma GCC unroll 8
 	for (int b = 0; b < KB; b++)
 		_mm512_store_ps(acc + 16 * b, a[b]);
 }
@@ -471,6 +489,7 @@ symv_tmpl(const float *G, const float *x, float *out, const int KB)
 {
 	__m512		a[8];
 
+	#pragma GCC unroll 8
 	for (int b = 0; b < KB; b++)
 		a[b] = _mm512_setzero_ps();
 	for (int r = 0; r < 16 * KB; r++)
@@ -478,11 +497,221 @@ symv_tmpl(const float *G, const float *x, float *out, const int KB)
 		const float *row = G + (size_t) r * (16 * KB);
 		__m512		xr = _mm512_set1_ps(x[r]);
 
+		#pragma GCC unroll 8
 		for (int b = 0; b < KB; b++)
 			a[b] = _mm512_fmadd_ps(xr, _mm512_load_ps(row + 16 * b), a[b]);
 	}
+	#pragma GCC unroll 8
 	for (int b = 0; b < KB; b++)
 		_mm512_store_ps(out + 16 * b, a[b]);
+}
+
+/*
+ * A whole CG solve of one row, for a fixed number of blocks: x, the
+ * residual, the direction and A p stay in registers between the passes over
+ * the row's columns; G p reads p back from a small buffer to broadcast its
+ * elements.
+ */
+AVX512_INLINE void
+resid_regs(const float *Y, const AlsEntry *e, uint64_t n, const __m512 *x,
+		   __m512 *a, float *d, const int KB)
+{
+	__m512		y[8];
+
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+		a[b] = _mm512_setzero_ps();
+	for (uint64_t j = 0; j < n; j++)
+	{
+		const float *yp = Y + (size_t) e[j].idx * (16 * KB);
+		float		dj;
+		__m512		c;
+
+		if (j + ALS_PREFETCH < n)
+		{
+			const float *pf = Y + (size_t) e[j + ALS_PREFETCH].idx * (16 * KB);
+
+#pragma GCC unroll 8
+			for (int b = 0; b < KB; b++)
+				_mm_prefetch((const char *) (pf + 16 * b), _MM_HINT_T0);
+		}
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+			y[b] = _mm512_load_ps(yp + 16 * b);
+		dj = dot_blocks(y, x, KB);
+		d[j] = dj;
+		c = _mm512_set1_ps(1.0f + e[j].a * (1.0f - dj));
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+			a[b] = _mm512_fmadd_ps(c, y[b], a[b]);
+	}
+}
+
+AVX512_INLINE void
+apply_regs(const float *Y, const AlsEntry *e, uint64_t n, const __m512 *p,
+		   __m512 *a, float *ev, const int KB)
+{
+	__m512		y[8];
+
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+		a[b] = _mm512_setzero_ps();
+	for (uint64_t j = 0; j < n; j++)
+	{
+		const float *yp = Y + (size_t) e[j].idx * (16 * KB);
+		float		ej;
+		__m512		c;
+
+		if (j + ALS_PREFETCH < n)
+		{
+			const float *pf = Y + (size_t) e[j + ALS_PREFETCH].idx * (16 * KB);
+
+#pragma GCC unroll 8
+			for (int b = 0; b < KB; b++)
+				_mm_prefetch((const char *) (pf + 16 * b), _MM_HINT_T0);
+		}
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+			y[b] = _mm512_load_ps(yp + 16 * b);
+		ej = dot_blocks(y, p, KB);
+		ev[j] = ej;
+		c = _mm512_set1_ps(e[j].a * ej);
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+			a[b] = _mm512_fmadd_ps(c, y[b], a[b]);
+	}
+}
+
+/* out = G v; two sets of accumulators to halve the FMA latency chain */
+AVX512_INLINE void
+symv_regs(const float *G, const __m512 *v, __m512 *out, float *buf, const int KB)
+{
+	__m512		a0[8],
+				a1[8];
+
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+	{
+		_mm512_store_ps(buf + 16 * b, v[b]);
+		a0[b] = _mm512_setzero_ps();
+		a1[b] = _mm512_setzero_ps();
+	}
+	for (int r = 0; r < 16 * KB; r += 2)
+	{
+		const float *g0 = G + (size_t) r * (16 * KB);
+		const float *g1 = g0 + 16 * KB;
+		__m512		v0 = _mm512_set1_ps(buf[r]);
+		__m512		v1 = _mm512_set1_ps(buf[r + 1]);
+
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+		{
+			a0[b] = _mm512_fmadd_ps(v0, _mm512_load_ps(g0 + 16 * b), a0[b]);
+			a1[b] = _mm512_fmadd_ps(v1, _mm512_load_ps(g1 + 16 * b), a1[b]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+		out[b] = _mm512_add_ps(a0[b], a1[b]);
+}
+
+AVX512_INLINE float
+dot_regs(const __m512 *a, const __m512 *b, const int KB)
+{
+	__m512		s = _mm512_mul_ps(a[0], b[0]);
+
+#pragma GCC unroll 8
+	for (int i = 1; i < KB; i++)
+		s = _mm512_fmadd_ps(a[i], b[i], s);
+	return _mm512_reduce_add_ps(s);
+}
+
+/* d += alpha * ev over n floats */
+AVX512 static void
+axpy_n_avx512(float *d, const float *ev, float alpha, uint64_t n)
+{
+	__m512		va = _mm512_set1_ps(alpha);
+	uint64_t	j = 0;
+
+	for (; j + 16 <= n; j += 16)
+		_mm512_storeu_ps(d + j, _mm512_fmadd_ps(va, _mm512_loadu_ps(ev + j), _mm512_loadu_ps(d + j)));
+	if (j < n)
+	{
+		__mmask16	m = (__mmask16) ((1u << (n - j)) - 1);
+
+		_mm512_mask_storeu_ps(d + j, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, ev + j),
+														_mm512_maskz_loadu_ps(m, d + j)));
+	}
+}
+
+static double row_loss(const AlsEntry *e, const float *d, uint64_t n);
+
+AVX512_INLINE double
+cg_row_tmpl(const float *O, const AlsEntry *e, uint64_t n, const float *G, float *xp,
+			int steps, int want_loss, float *d, float *ev, const int KB)
+{
+	__m512		x[8],
+				r[8],
+				p[8],
+				q[8],
+				a[8];
+	float		buf[128] __attribute__((aligned(64)));
+	float		rs;
+
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+		x[b] = _mm512_load_ps(xp + 16 * b);
+
+	/* r = b - A x = sum_j (1 + a_j (1 - y_j.x)) y_j - G x */
+	resid_regs(O, e, n, x, a, d, KB);
+	symv_regs(G, x, q, buf, KB);
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+	{
+		r[b] = _mm512_sub_ps(a[b], q[b]);
+		p[b] = r[b];
+	}
+	rs = dot_regs(r, r, KB);
+
+	for (int step = 0; step < steps; step++)
+	{
+		float		pap,
+					alpha,
+					rsnew;
+		__m512		va,
+					vb;
+
+		if (rs < 1e-20f)
+			break;
+		apply_regs(O, e, n, p, a, ev, KB);
+		symv_regs(G, p, q, buf, KB);
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+			q[b] = _mm512_add_ps(q[b], a[b]);
+		pap = dot_regs(p, q, KB);
+		if (!(pap > 0.0f))
+			break;
+		alpha = rs / pap;
+		va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+		{
+			x[b] = _mm512_fmadd_ps(va, p[b], x[b]);
+			r[b] = _mm512_fnmadd_ps(va, q[b], r[b]);
+		}
+		if (want_loss)
+			axpy_n_avx512(d, ev, alpha, n);
+		rsnew = dot_regs(r, r, KB);
+		vb = _mm512_set1_ps(rsnew / rs);
+#pragma GCC unroll 8
+		for (int b = 0; b < KB; b++)
+			p[b] = _mm512_fmadd_ps(vb, p[b], r[b]);
+		rs = rsnew;
+	}
+#pragma GCC unroll 8
+	for (int b = 0; b < KB; b++)
+		_mm512_store_ps(xp + 16 * b, x[b]);
+	return want_loss ? row_loss(e, d, n) : 0.0;
 }
 
 #define ALS_KERNELS_KB(KB) \
@@ -497,8 +726,13 @@ apply_avx512_##KB(const float *Y, const AlsEntry *e, uint64_t n, const float *p,
 AVX512 static void \
 symv_avx512_##KB(const float *G, const float *x, float *out, int kpad) \
 { symv_tmpl(G, x, out, KB); } \
+AVX512 static double \
+cg_row_avx512_##KB(const float *O, const AlsEntry *e, uint64_t n, const float *G, \
+				   float *x, int steps, int want_loss, float *d, float *ev) \
+{ return cg_row_tmpl(O, e, n, G, x, steps, want_loss, d, ev, KB); } \
 static const Kernels kernels_avx512_##KB = \
-	{"avx512", resid_avx512_##KB, apply_avx512_##KB, symv_avx512_##KB, dots_avx512, dot_avx512};
+	{"avx512", resid_avx512_##KB, apply_avx512_##KB, symv_avx512_##KB, dots_avx512, dot_avx512, \
+	 cg_row_avx512_##KB};
 
 ALS_KERNELS_KB(1)
 ALS_KERNELS_KB(2)
@@ -514,7 +748,7 @@ static const Kernels *const kernels_avx512_fixed[9] = {
 	&kernels_avx512_5, &kernels_avx512_6, &kernels_avx512_7, &kernels_avx512_8
 };
 
-static const Kernels kernels_avx512 = {"avx512", resid_avx512, apply_avx512, symv_avx512, dots_avx512, dot_avx512};
+static const Kernels kernels_avx512 = {"avx512", resid_avx512, apply_avx512, symv_avx512, dots_avx512, dot_avx512, NULL};
 
 #endif							/* ALS_X86 */
 
@@ -1108,6 +1342,9 @@ solve_cg(Engine *eng, Scratch *s, const Pass *pass, uint32_t row)
 		memset(x, 0, sizeof(float) * kpad);
 		return 0.0;
 	}
+	if (K->cg_row)
+		return K->cg_row(pass->O, e, n, pass->G, x, eng->params->cg_steps,
+						 pass->want_loss, s->d, s->ev);
 
 	/* r = b - A x */
 	K->resid(pass->O, e, n, x, r, s->d, kpad);
