@@ -129,6 +129,9 @@ CREATE VIEW @extschema@.training_progress AS
 COMMENT ON VIEW @extschema@.training_progress
 	IS 'one row per training job running in this database';
 
+-- like pg_stat_progress_*: anyone may watch
+GRANT SELECT ON @extschema@.training_progress TO PUBLIC;
+
 -- reading a version's factors
 
 CREATE FUNCTION @extschema@.user_factors(model_id bigint)

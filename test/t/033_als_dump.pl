@@ -1,0 +1,64 @@
+# pg_dump and restore keep trained models: the registry (with the model id
+# sequence), the deployments and their history, the holdout, and each
+# version's factor tables with their rec_hnsw index; the restored database
+# serves the same recommendations, and new jobs get new ids.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('als_dump');
+$node->init;
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE DATABASE src');
+$node->safe_psql('src', q{
+	CREATE EXTENSION rec;
+	SELECT rec.generate_demo_data(300, 200, 20000, 5, '2025-06-01 00:00+00');
+});
+my $m1 = $node->safe_psql('src', "SELECT rec.train('one', factors => 16, iterations => 5, holdout => true)");
+my $m2 = $node->safe_psql('src', "SELECT rec.train('two', factors => 8, iterations => 5)");
+is($node->safe_psql('src', "SELECT rec.wait($m1, '60 s') || rec.wait($m2, '60 s')"), 'readyready', 'trained');
+$node->safe_psql('src', "SELECT rec.promote($m1); SELECT rec.promote($m2); SELECT rec.rollback()");
+
+my $snapshot = q{
+	SELECT 'models ' || string_agg(model_id || ':' || name || ':' || status || ':' || users || ':' || items
+								   || ':' || (metrics->'holdout'->>'ndcg'), ' ' ORDER BY model_id)
+	  FROM rec.models
+	UNION ALL
+	SELECT 'deployments ' || string_agg(surface || ':' || model_id, ' ') FROM rec.deployments
+	UNION ALL
+	SELECT 'history ' || string_agg(action || ':' || model_id || ':' || undone, ' ' ORDER BY event_id)
+	  FROM rec.deployment_history
+	UNION ALL
+	SELECT 'holdout ' || count(*) || ' ' || md5(string_agg(h::text, '|' ORDER BY h::text)) FROM rec.model_holdout h
+	UNION ALL
+	SELECT 'factors ' || m || ' ' || md5(string_agg(f::text, '|' ORDER BY f::text))
+	  FROM unnest(ARRAY[} . "$m1, $m2" . q{]) m, rec.item_factors(m) f GROUP BY m
+	UNION ALL
+	SELECT 'indexes ' || count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	  JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'rec_hnsw'
+	UNION ALL
+	SELECT 'recommend ' || u || ' ' || string_agg(item_id || ':' || source, ',' ORDER BY rank)
+	  FROM unnest(ARRAY[1, 7, 8, 42, 100000]) u, rec.recommend(u, 10) GROUP BY u
+};
+my $before = $node->safe_psql('src', $snapshot);
+note($before);
+like($before, qr/deployments home:$m1/, 'the first model serves after the rollback');
+like($before, qr/indexes 2/, 'both item sides indexed');
+like($before, qr/recommend 7 [0-9:a-z,]*als/, 'the model serves');
+
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+$node->command_ok(['pg_dump', '-Fc', '-f', "$tmp/src.dump", '-d', $node->connstr('src')], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE dst');
+$node->command_ok(['pg_restore', '-d', $node->connstr('dst'), "$tmp/src.dump"], 'pg_restore');
+
+is($node->safe_psql('dst', $snapshot), $before, 'the restored database has the same models and serves the same');
+
+my $m3 = $node->safe_psql('dst', "SELECT rec.train('three', factors => 8, iterations => 2)");
+ok($m3 > $m2, "a new job gets a new id ($m3)");
+is($node->safe_psql('dst', "SELECT rec.wait($m3, '60 s')"), 'ready', 'and trains');
+
+$node->stop;
+done_testing();
