@@ -92,6 +92,24 @@ RETURNS float8 LANGUAGE sql AS $$
 $$;
 SELECT normal_equation_residual(:exact, 0.5, 3) < 1e-5 AS exact_solves_normal_equations;
 
+-- the default source: rec.events, each event weighted by its kind's weight
+-- times its value, repeats summed (here views, weight 1, and purchases, 8)
+INSERT INTO rec.events (user_id, item_id, kind, value, occurred_at)
+SELECT user_id, item_id, CASE WHEN weight = 3 THEN 'purchase' ELSE 'view' END, weight, occurred_at
+FROM train_src;
+SELECT rec.train('events', factors => 6, iterations => 8, regularization => 0.5, alpha => 3,
+				 solver => 'cholesky', seed => 7) AS ev \gset
+SELECT rec.wait(:ev, '60 s');
+SELECT source, source_query FROM rec.models WHERE model_id = :ev;
+ALTER TABLE train_src RENAME TO train_src_table;
+CREATE VIEW train_src AS
+	SELECT e.user_id, e.item_id, k.weight * e.value AS weight
+	FROM rec.events e JOIN rec.event_kinds k USING (kind);
+SELECT normal_equation_residual(:ev, 0.5, 3) < 1e-5 AS events_weighted_by_kind;
+DROP VIEW train_src;
+ALTER TABLE train_src_table RENAME TO train_src;
+TRUNCATE rec.events;
+
 -- conjugate gradient with as many steps as factors solves them too
 SELECT rec.train('cg', 'train_src', factors => 6, iterations => 8, regularization => 0.5,
 				 alpha => 3, solver => 'cg', cg_steps => 6, seed => 7) AS cg \gset

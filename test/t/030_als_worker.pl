@@ -75,6 +75,20 @@ is(no_tables($id), 't', 'nothing written for a cancelled job');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM rec.training_progress'), '0',
 	'progress view empty again');
 
+# --- cancel while the source query runs (it sleeps: no row arrives for 30 s)
+$id = $node->safe_psql('postgres',
+	"SELECT rec.train('slow source', 'SELECT user_id, item_id FROM ev, pg_sleep(30)')");
+$node->poll_query_until('postgres',
+	"SELECT phase = 'loading' FROM rec.training_progress WHERE model_id = $id")
+  or die "job $id did not start loading";
+$t0 = time;
+$node->safe_psql('postgres', "SELECT rec.cancel($id)");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '10 s')"), 'failed', 'cancelled while loading');
+$took = time - $t0;
+ok($took < 1.0, "cancel interrupted the source query in under a second ($took s)");
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/cancelled by rec\.cancel\(\)/, 'and says so');
+
 # --- a crash while training: the job fails, a queued job survives
 $id = start_long_job('crash');
 my $queued = $node->safe_psql('postgres',
