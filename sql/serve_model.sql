@@ -51,6 +51,13 @@ DROP TABLE rec.model_4000_item_factors;
 SELECT DISTINCT source FROM rec.recommend(1, 5);
 ROLLBACK;
 
+-- an application role holding the grants docs/installation.md lists can
+-- read the factors of every version trained after them (each new version's
+-- tables get SELECT for the roles that may read rec.deployments)
+CREATE ROLE regress_rec_serving;
+GRANT SELECT ON rec.items, rec.events, rec.event_kinds, rec.item_popularity,
+			 rec.popularity_state, rec.deployments TO regress_rec_serving;
+
 -- rollback and undeploy switch what serves, at once
 SELECT rec.train('serving 2', factors => 8, iterations => 10, seed => 2) AS m2 \gset
 SELECT rec.wait(:m2, '60 s');
@@ -58,10 +65,25 @@ SELECT array_agg(item_id ORDER BY rank) AS by_first FROM rec.recommend(1, 5) \gs
 SELECT rec.promote(:m2);
 SELECT array_agg(item_id ORDER BY rank) AS by_second FROM rec.recommend(1, 5) \gset
 SELECT :'by_first' <> :'by_second' AS models_differ;
+SET ROLE regress_rec_serving;
+SELECT DISTINCT source FROM rec.recommend(1, 5);
+RESET ROLE;
+
+-- surfaces: each serves its own deployment; one with none serves popular items
+SELECT rec.promote(:m2, 'email');
+SELECT array_agg(item_id ORDER BY rank) = :'by_second' AS email_serves_second
+FROM rec.recommend(1, 5, 'email');
+SELECT DISTINCT source FROM rec.recommend(1, 5, 'no deployment here');
+SELECT rec.recommend(1, 5, NULL);
 SELECT rec.rollback() = :m AS rolled_back;
 SELECT array_agg(item_id ORDER BY rank) = :'by_first' AS first_again FROM rec.recommend(1, 5);
+SELECT array_agg(item_id ORDER BY rank) = :'by_second' AS email_still_second
+FROM rec.recommend(1, 5, 'email');
 SELECT rec.undeploy() = :m AS undeployed;
 SELECT DISTINCT source FROM rec.recommend(1, 5);
+SELECT rec.undeploy('email') = :m2 AS undeployed_email;
+DROP OWNED BY regress_rec_serving;
+DROP ROLE regress_rec_serving;
 
 -- leave the catalogue empty for other tests
 TRUNCATE rec.events;

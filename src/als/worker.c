@@ -1090,6 +1090,46 @@ spi_exec(const char *sql, int expect)
 		elog(ERROR, "training worker: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
+/*
+ * Whoever may read rec.deployments (the roles serving recommendations) may
+ * read the factors of every version, so promoting a new version never takes
+ * an application's privileges away: the new tables get SELECT for each role
+ * (or PUBLIC) holding SELECT on rec.deployments, other than its owner.
+ */
+static void
+grant_like_deployments(const char *utab, const char *itab)
+{
+	uint64		n;
+
+	spi_exec("SELECT DISTINCT a.grantee "
+			 "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+			 "WHERE c.oid = 'rec.deployments'::pg_catalog.regclass "
+			 "AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner "
+			 "ORDER BY 1", SPI_OK_SELECT);
+	n = SPI_processed;
+	if (n == 0)
+		return;
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		StringInfoData to;
+
+		initStringInfo(&to);
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Oid			grantee = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+
+			if (i > 0)
+				appendStringInfoString(&to, ", ");
+			if (grantee == InvalidOid)
+				appendStringInfoString(&to, "PUBLIC");
+			else
+				appendStringInfoString(&to, quote_identifier(GetUserNameFromId(grantee, false)));
+		}
+		spi_exec(psprintf("GRANT SELECT ON %s, %s TO %s", utab, itab, to.data), SPI_OK_UTILITY);
+	}
+}
+
 /* Insert (id, factors) rows for the given dense rows in batches. */
 static void
 write_factors(const char *table, const int64 *keys, const float *F, uint32 n,
@@ -1286,6 +1326,7 @@ finish_job(double t_start)
 		spi_exec(psprintf("ALTER TABLE %s OWNER TO %s", utab, quote_identifier(owner)), SPI_OK_UTILITY);
 		spi_exec(psprintf("ALTER TABLE %s OWNER TO %s", itab, quote_identifier(owner)), SPI_OK_UTILITY);
 	}
+	grant_like_deployments(utab, itab);
 	spi_exec(psprintf("ANALYZE %s, %s", utab, itab), SPI_OK_UTILITY);
 	job->t_write = now_s() - t0;
 

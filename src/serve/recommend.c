@@ -58,14 +58,14 @@ rec_keep_plan(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes,
 }
 
 /*
- * Stage 1, resolve. A user the model deployed on surface 'home' knows is
- * served by that model ("als"); anyone else (and everyone when no model is
- * deployed) by the popularity source.
+ * Stage 1, resolve. A user the model deployed on the request's surface knows
+ * is served by that model ("als"); anyone else (and everyone when no model is
+ * deployed there) by the popularity source.
  */
 static void
-resolve(RecRequest *req)
+resolve(RecRequest *req, const char *surface)
 {
-	if (rec_resolve_model(req, "home"))
+	if (rec_resolve_model(req, surface))
 		req->sources[req->n_sources++] = &rec_source_model;
 	else
 		req->sources[req->n_sources++] = &rec_source_popular;
@@ -175,6 +175,7 @@ rec_recommend(PG_FUNCTION_ARGS)
 	RecRequest	req;
 	int64		user_id = PG_GETARG_INT64(0);
 	int32		n = PG_GETARG_INT32(1);
+	char	   *surface = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
 	if (n < 1 || n > REC_MAX_RESULTS)
 		ereport(ERROR,
@@ -191,7 +192,7 @@ rec_recommend(PG_FUNCTION_ARGS)
 	req.mcxt = CurrentMemoryContext;
 
 	SPI_connect();
-	resolve(&req);
+	resolve(&req, surface);
 	load_exclusions(&req);
 	gather_candidates(&req);
 	filter_candidates(&req);
