@@ -26,6 +26,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/parallel.h"
 #include "access/relscan.h"
 #include "access/table.h"
@@ -1485,7 +1486,17 @@ estimate_cap(Relation heap, int dims, int m)
 	double		want;
 	double		fit = (double) maintenance_work_mem * 1024.0 / elem_bytes(dims, m);
 
+	/*
+	 * The planner's estimate can be far too low (statistics taken before
+	 * many inserts), and a parallel build cannot grow its shared graph; so
+	 * take the larger of it and an upper bound from the table's size: no
+	 * row is smaller than its vector plus a tuple header and a line
+	 * pointer. Shared memory is only touched as it is used.
+	 */
 	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
+	tuples = Max(tuples, (double) RelationGetNumberOfBlocks(heap) *
+				 ((BLCKSZ - SizeOfPageHeaderData) /
+				  (double) (MAXALIGN(SizeofHeapTupleHeader + REC_VECTOR_SIZE(dims)) + sizeof(ItemIdData))));
 	want = tuples * 1.1 + 1024;
 	want = Min(want, fit);
 	want = Min(want, (double) (PG_UINT32_MAX / 4));
@@ -1523,7 +1534,7 @@ overflow_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	if (!rhnsw_prepare_vector(index, &os->info, os->metric, values[0], os->vec, &norm2))
 		return;
-	rhnsw_insert_vector(index, os->vec, norm2, tid, true);
+	rhnsw_insert_vector(index, os->vec, norm2, tid);
 	os->inserted++;
 	CHECK_FOR_INTERRUPTS();
 }

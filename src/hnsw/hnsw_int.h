@@ -345,6 +345,7 @@ extern void rhnsw_search_run(RHnswSearch *s, int lc);
 extern int	rhnsw_search_descend(RHnswSearch *s, uint32 entry, int entry_level,
 								 int target_level, uint32 *ep);
 extern RHnswFound *rhnsw_search_pop(RHnswSearch *s);
+extern void rhnsw_search_mark_visited(RHnswSearch *s, uint32 id);
 extern int	rhnsw_search_results(RHnswSearch *s, RHnswFound **out, int max);
 extern float *rhnsw_found_vec(RHnswSearch *s, RHnswFound *f);
 
@@ -367,7 +368,7 @@ extern bool rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointe
 						 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
 						 IndexInfo *indexInfo);
 extern void rhnsw_insert_vector(Relation index, const float *vec, float norm2,
-								ItemPointer tid, bool wal);
+								ItemPointer tid);
 extern bool rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
 							  uint32 id, const float *vec, uint32 entry, int entry_level,
 							  uint8 *reached, uint32 nids);

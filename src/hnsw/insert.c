@@ -560,18 +560,40 @@ add_link(Relation index, const RHnswInfo *info, int metric,
 					present = true;
 			if (!present)
 				break;
-			/* who is pushed out (live ones only: the rest were dropped) */
-			for (int i = 0; i < nc; i++)
-			{
-				bool		kept = false;
 
-				if (c[i].id == x)
-					continue;
-				for (int j = 0; j < nnew; j++)
-					if (new[j] == c[i].id)
-						kept = true;
-				if (!kept)
-					evicted[nev++] = c[i].id;
+			/*
+			 * x earns a place: it takes the place of the farthest entry the
+			 * heuristic passed over. Only that one entry leaves the list
+			 * (plus any dead ones), so the list stays full of near
+			 * neighbours and x rarely has to adopt more than one.
+			 */
+			{
+				int			victim = -1;
+
+				for (int i = nc - 1; i >= 0 && victim < 0; i--)
+				{
+					bool		kept = false;
+
+					if (c[i].id == x)
+						continue;
+					for (int j = 0; j < nnew && !kept; j++)
+						kept = (new[j] == c[i].id);
+					if (!kept)
+						victim = i;
+				}
+				nnew = 0;
+				for (int i = 0; i < nc; i++)
+				{
+					if (i == victim)
+						evicted[nev++] = c[i].id;
+					else
+						new[nnew++] = c[i].id;
+				}
+				if (nnew > cap)
+				{
+					/* no entry to spare: x stays out */
+					break;
+				}
 			}
 		}
 
@@ -670,10 +692,76 @@ add_link(Relation index, const RHnswInfo *info, int metric,
 	return linked;
 }
 
+/*
+ * Last resort for a new element x that no neighbour would take: x replaces
+ * the last entry w of n's layer-0 list, and w moves to x's list (appended,
+ * or in place of the last entry x chose itself, which loses nothing: that
+ * link is new). One record, both pages locked in block order.
+ */
+static bool
+force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchosen)
+{
+	BlockNumber nblk = rhnsw_id_block(info, n);
+	BlockNumber xblk = rhnsw_id_block(info, x);
+	Buffer		nbuf = ReadBuffer(index, nblk);
+	Buffer		xbuf = (xblk == nblk) ? InvalidBuffer : ReadBuffer(index, xblk);
+	GenericXLogState *state;
+	Page		npage;
+	Page		xpage;
+	RHnswSlot	ns;
+	RHnswSlot	xs;
+	bool		ok = false;
+
+	if (xbuf != InvalidBuffer && xblk < nblk)
+		LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
+	if (xbuf != InvalidBuffer && xblk > nblk)
+		LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	npage = GenericXLogRegisterBuffer(state, nbuf, 0);
+	xpage = (xbuf == InvalidBuffer) ? npage : GenericXLogRegisterBuffer(state, xbuf, 0);
+	ns = (RHnswSlot) rhnsw_page_slot(npage, rhnsw_id_offset(info, n));
+	xs = (RHnswSlot) rhnsw_page_slot(xpage, rhnsw_id_offset(info, x));
+	if (ns->kind == RHNSW_SLOT_ELEMENT && !ns->deleted && xs->kind == RHNSW_SLOT_ELEMENT &&
+		ns->count0 > 0)
+	{
+		uint32	   *nn = rhnsw_slot_nbrs(ns);
+		uint32	   *xn = rhnsw_slot_nbrs(xs);
+		uint32		w = nn[ns->count0 - 1];
+		bool		present = false;
+
+		for (int j = 0; j < ns->count0; j++)
+			present |= (nn[j] == x);
+		if (!present && ns->count0 < info->m0)
+			nn[ns->count0++] = x;
+		else if (!present)
+		{
+			bool		wpresent = (w == x);
+
+			for (int j = 0; j < xs->count0; j++)
+				wpresent |= (xn[j] == w);
+			if (!wpresent && xs->count0 < info->m0)
+				xn[xs->count0++] = w;
+			else if (!wpresent && xchosen > 0)
+				xn[Min(xchosen, xs->count0) - 1] = w;
+			nn[ns->count0 - 1] = x;
+		}
+		ok = true;
+	}
+	if (ok)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(nbuf);
+	if (xbuf != InvalidBuffer)
+		UnlockReleaseBuffer(xbuf);
+	return ok;
+}
+
 /* ---------------------------------------------------------------- insert */
 
 void
-rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer tid, bool wal)
+rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer tid)
 {
 	RHnswMetaData meta;
 	RHnswInfo	info;
@@ -789,10 +877,11 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 			linked0 = add_link(index, &info, metric, res0[i].id, 0, xid, vec,
 							   res0[i].d, true);
 		}
-		if (!linked0)
-			ereport(DEBUG1,
-					(errmsg("rec_hnsw: element %u of index \"%s\" has no in-link yet; VACUUM will link it",
-							xid, RelationGetRelationName(index))));
+		for (int i = 0; i < nres0 && !linked0; i++)
+		{
+			if (res0[i].id != xid)
+				linked0 = force_link0(index, &info, res0[i].id, xid, counts[0]);
+		}
 	}
 }
 
@@ -826,7 +915,7 @@ rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	if (rhnsw_prepare_vector(index, &info, meta.metric, values[0], vec, &norm2))
 	{
 		LockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
-		rhnsw_insert_vector(index, vec, norm2, heap_tid, true);
+		rhnsw_insert_vector(index, vec, norm2, heap_tid);
 		UnlockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
 	}
 
@@ -866,6 +955,52 @@ rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
 		if (r == id || r >= nids || !reached[r])
 			continue;
 		if (add_link(index, info, metric, r, 0, id, vec, res[i]->d, true))
+			return true;
+	}
+
+	/*
+	 * Every candidate's list is full and so is the orphan's: make room in
+	 * the closest reachable element's list by dropping its last entry. If
+	 * that one loses its only in-link, the caller's next sweep links it.
+	 */
+	for (int i = 0; i < nres; i++)
+	{
+		uint32		r = res[i]->id;
+		Buffer		buf;
+		GenericXLogState *state;
+		Page		page;
+		RHnswSlot	rs;
+		bool		done = false;
+
+		if (r == id || r >= nids || !reached[r])
+			continue;
+		buf = ReadBuffer(index, rhnsw_id_block(info, r));
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		rs = (RHnswSlot) rhnsw_page_slot(page, rhnsw_id_offset(info, r));
+		if (rs->kind == RHNSW_SLOT_ELEMENT && !rs->deleted && rs->count0 > 0)
+		{
+			uint32	   *nb = rhnsw_slot_nbrs(rs);
+			bool		present = false;
+
+			for (int j = 0; j < rs->count0; j++)
+				present |= (nb[j] == id);
+			if (!present)
+			{
+				if (rs->count0 < info->m0)
+					nb[rs->count0++] = id;
+				else
+					nb[rs->count0 - 1] = id;
+			}
+			done = true;
+		}
+		if (done)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+		if (done)
 			return true;
 	}
 	return false;

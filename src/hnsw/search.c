@@ -581,6 +581,13 @@ rhnsw_search_descend(RHnswSearch *s, uint32 entry, int entry_level, int target_l
 	return 0;
 }
 
+/* keep id out of this search */
+void
+rhnsw_search_mark_visited(RHnswSearch *s, uint32 id)
+{
+	vt_insert(s, id);
+}
+
 /* hand out the next result of a resumable scan */
 RHnswFound *
 rhnsw_search_pop(RHnswSearch *s)

@@ -48,6 +48,8 @@ typedef struct VacState
 	uint32		ndeleted;
 	uint32		best_live;		/* highest-level live element */
 	int			best_level;
+	uint32		nrepaired;		/* lists rewritten */
+	uint32		nlinked;		/* unreachable elements linked */
 } VacState;
 
 static inline bool
@@ -278,6 +280,21 @@ repair_job(VacState *vs, RepairJob *job)
 	}
 	rhnsw_sort_cands(c, nc);
 	job->nnew = rhnsw_select_neighbors(vs->metric, info->dims, c, nc, cap, job->new);
+
+	/*
+	 * Deleting elements takes in-links away from their neighbours; keep
+	 * the closest of the candidates the heuristic passed over, up to the
+	 * list's capacity, so that fewer elements end up hard to reach.
+	 */
+	for (int i = 0; i < nc && job->nnew < cap; i++)
+	{
+		bool		taken = false;
+
+		for (int j = 0; j < job->nnew && !taken; j++)
+			taken = (job->new[j] == c[i].id);
+		if (!taken)
+			job->new[job->nnew++] = c[i].id;
+	}
 	pfree(ids);
 	pfree(tmp);
 	pfree(ovec);
@@ -422,6 +439,7 @@ repair_page(VacState *vs, BlockNumber blk)
 			memcpy(ids, job->new, sizeof(uint32) * job->nnew);
 			*cnt = job->nnew;
 			changed = true;
+			vs->nrepaired++;
 		}
 		if (changed)
 			GenericXLogFinish(state);
@@ -483,8 +501,8 @@ ensure_reachable(VacState *vs)
 	queue = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint32) * (Size) vs->nids + 1);
 	bfs(vs, reached, queue, vs->meta.entry, &qt);
 
-	/* a second sweep catches what a forced link of the first pushed out */
-	for (int sweep = 0; sweep < 3; sweep++)
+	/* later sweeps catch what a forced link of an earlier one pushed out */
+	for (int sweep = 0; sweep < 10; sweep++)
 	{
 	bool		fixed_any = false;
 
@@ -525,6 +543,7 @@ ensure_reachable(VacState *vs)
 			{
 				bfs(vs, reached, queue, orphans[i], &qt);
 				fixed_any = true;
+				vs->nlinked++;
 			}
 			else
 				ereport(DEBUG1,
@@ -647,6 +666,9 @@ rhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		ensure_reachable(&vs);
 		free_deleted(&vs);
 		IndexFreeSpaceMapVacuum(index);
+		ereport(DEBUG1,
+				(errmsg("rec_hnsw vacuum of \"%s\": %u elements removed, %u neighbour lists repaired, %u elements relinked",
+						RelationGetRelationName(index), vs.ndeleted, vs.nrepaired, vs.nlinked)));
 	}
 
 	MemoryContextSwitchTo(old);

@@ -11,9 +11,11 @@
 #                       like ALS factors)
 #            gauss:     plain Gaussian vectors, not normalised
 #   OPS      ip (default), l2 or cosine
-#   EF_LIST  default "20 40 80 160"
+#   EF_LIST  default "0 20 40 80 160" (0: rec's calibrated default)
 #
-# Environment: DIM (64), M (16), EFC (64), SECONDS_PER_EF (10),
+# Environment: DIM (64), M (16), EFC (64), SECONDS_PER_EF (10), REPEAT (3),
+# BUILDS ("0 1": parallel workers per build; PGV_BUILDS overrides it for
+# pgvector), FILTER_QUERIES (200), CHURN (unset),
 # ENGINES ("rec pgvector"), KEEP=1 keeps the server's directory.
 #
 # Prints, per engine: serial and parallel build time, index size, and per
@@ -26,11 +28,12 @@ set -euo pipefail
 N=${1:-100000}
 KIND=${2:-clustered}
 OPS=${3:-ip}
-EFS=${4:-"20 40 80 160"}
+EFS=${4:-"0 20 40 80 160"}
 DIM=${DIM:-64}
 M=${M:-16}
 EFC=${EFC:-64}
 SECS=${SECONDS_PER_EF:-10}
+REPEAT=${REPEAT:-3}
 ENGINES=${ENGINES:-"rec pgvector"}
 FQ=${FILTER_QUERIES:-200}
 BUILDS=${BUILDS:-"0 1"}
@@ -97,7 +100,7 @@ CREATE TABLE raw AS
 	       END AS a,
 	       exp(0.5 * pg_temp.nrm()) AS scale
 	FROM generate_series(1, $N + 1000) i,
-	     LATERAL (SELECT a FROM centres WHERE c = (i * 7919) % 100) c;
+	     LATERAL (SELECT a FROM centres WHERE c = (i::bigint * 7919) % 100) c;
 CREATE TABLE vecs AS
 	SELECT id, '[' || array_to_string(
 	         CASE WHEN '$KIND' = 'clustered'
@@ -109,7 +112,7 @@ CREATE TABLE vecs AS
 	FROM raw;
 DROP TABLE raw;
 CREATE TABLE items (id int PRIMARY KEY, v rec.vector($DIM), cat1 int, cat10 int, cl int);
-INSERT INTO items SELECT id, t::rec.vector, (random() * 100)::int % 100, (random() * 10)::int % 10, (id * 7919) % 100
+INSERT INTO items SELECT id, t::rec.vector, (random() * 100)::int % 100, (random() * 10)::int % 10, (id::bigint * 7919) % 100
 	FROM vecs WHERE id <= $N ORDER BY random();
 CREATE TABLE queries (id int PRIMARY KEY, v rec.vector($DIM));
 INSERT INTO queries SELECT id - $N, t::rec.vector FROM vecs WHERE id > $N;
@@ -153,30 +156,38 @@ build() {
 for eng in $ENGINES; do
 	table=items; qtable=queries; op=$recop; guc=rec.hnsw_ef_search
 	if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; guc=hnsw.ef_search; fi
-	for w in $BUILDS; do
+	builds=$BUILDS
+	if [ "$eng" = pgvector ] && [ -n "${PGV_BUILDS:-}" ]; then builds=$PGV_BUILDS; fi
+	for w in $builds; do
 		t=$(build "$eng" "$w")
 		printf '%-8s build with %d parallel workers (plus leader): %.2f s\n' "$eng" "$w" "$(echo "$t/1000" | bc -l)"
 	done
 	size=$(psql -At -c "SELECT pg_relation_size('${table}_idx')")
 	printf '%-8s index %.1f MiB\n' "$eng" "$(echo "$size/1048576" | bc -l)"
-	psql -c "SELECT pg_prewarm('${table}_idx')" >/dev/null 2>&1 || true
 	cat >"$work/q_$eng.sql" <<EOF
 \set qid random(1, 1000)
 SELECT id FROM $table ORDER BY v $op (SELECT v FROM $qtable WHERE id = :qid) LIMIT 10;
 EOF
 	for ef in $EFS; do
+		# ef 0 is rec's "calibrated at build"; pgvector has no such setting
+		if [ "$ef" = 0 ] && [ "$eng" = pgvector ]; then continue; fi
 		recall=$(psql -At -c "SET $guc = $ef; SET enable_seqscan = off;
 			SELECT round(avg(cardinality(ARRAY(
 			  SELECT unnest(g.ids) INTERSECT
 			  SELECT unnest(ARRAY(SELECT i.id FROM $table i ORDER BY i.v $op q.v LIMIT 10)))) / 10.0), 4)
 			FROM $qtable q JOIN gt g ON g.qid = q.id")
-		rm -f "$work"/pgbench_log.*
-		(cd "$work" && PGOPTIONS="-c $guc=$ef -c enable_seqscan=off" command $PGBIN/pgbench -h "$work" -p 5498 -U postgres \
-			-n -M prepared -c 1 -T "$SECS" -f "$work/q_$eng.sql" -l postgres >"$work/pgbench.out" 2>&1)
-		qps=$(grep -E '^tps' "$work/pgbench.out" | sed -E 's/tps = ([0-9.]+).*/\1/')
-		lat=$(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
-		printf '%-8s ef_search %4d  recall@10 %.4f  %8.0f q/s  p50 %s ms  p99 %s ms\n' \
-			"$eng" "$ef" "$recall" "$qps" $lat
+		# REPEAT runs; report the median by queries per second
+		for r in $(seq "$REPEAT"); do
+			rm -f "$work"/pgbench_log.*
+			(cd "$work" && PGOPTIONS="-c $guc=$ef -c enable_seqscan=off" command $PGBIN/pgbench -h "$work" -p 5498 -U postgres \
+				-n -M prepared -c 1 -T "$SECS" -f "$work/q_$eng.sql" -l postgres >"$work/pgbench.out" 2>&1)
+			qps=$(grep -E '^tps' "$work/pgbench.out" | sed -E 's/tps = ([0-9.]+).*/\1/')
+			lat=$(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
+			echo "$qps $lat"
+		done | sort -n | awk -v n="$REPEAT" '{a[NR]=$0} END {print a[int((n+1)/2)]}' >"$work/median"
+		read -r qps p50 p99 <"$work/median"
+		printf '%-8s ef_search %4s  recall@10 %.4f  %8.0f q/s  p50 %s ms  p99 %s ms  (median of %d runs of %d s)\n' \
+			"$eng" "$ef" "$recall" "$qps" "$p50" "$p99" "$REPEAT" "$SECS"
 	done
 done
 
@@ -190,7 +201,7 @@ fcond() {
 	case $1 in
 	10pct) echo "i.cat10 = 3" ;;
 	1pct) echo "i.cat1 = 7" ;;
-	2pct_far) echo "i.cl IN ((((q.id + $N) * 7919) % 100 + 37) % 100, (((q.id + $N) * 7919) % 100 + 61) % 100)" ;;
+	2pct_far) echo "i.cl IN ((((q.id::bigint + $N) * 7919) % 100 + 37) % 100, (((q.id::bigint + $N) * 7919) % 100 + 61) % 100)" ;;
 	esac
 }
 for f in 10pct 1pct 2pct_far; do
@@ -212,3 +223,37 @@ for f in 10pct 1pct 2pct_far; do
 		printf '%-8s filter %-9s recall@20 %s (avg rows %s)  %.2f ms/query\n' "$eng" "$f" "${r%%|*}" "${r##*|}" "$(echo "$t / 1000000 / $FQ" | bc -l)"
 	done
 done
+
+# ---------------------------------------------------------------- churn
+# CHURN=1: delete half the rows, VACUUM (timed), insert as many new ones,
+# and compare recall@10 at the default width with a fresh build on the
+# final rows; index size before and after.
+if [ -n "${CHURN:-}" ]; then
+	echo "# churn: delete 50%, VACUUM, insert as many"
+	# a random half (the data's clusters follow id, so not id % 2)
+	psql -c "CREATE TABLE spare AS SELECT id + 10000000 AS id, v FROM items WHERE hashint4(id) & 1 = 0"
+	for eng in $ENGINES; do
+		table=items; qtable=queries; op=$recop; guc=rec.hnsw_ef_search; ef=${CHURN_EF:-40}; cast=""
+		if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; guc=hnsw.ef_search; cast="::text::public.vector"; fi
+		before=$(psql -At -c "SELECT pg_relation_size('${table}_idx')")
+		psql -c "DELETE FROM $table WHERE hashint4(id) & 1 = 0"
+		t0=$(ms)
+		psql -c "VACUUM $table"
+		tv=$(($(ms) - t0))
+		t0=$(ms)
+		psql -c "INSERT INTO $table (id, v) SELECT id, v$cast FROM spare"
+		ti=$(($(ms) - t0))
+		psql -c "CREATE TABLE gtc_$eng AS SELECT q.id AS qid, ARRAY(SELECT i.id FROM $table i ORDER BY i.v $op q.v, i.id LIMIT 10) AS ids FROM $qtable q" \
+			-c "SET enable_indexscan = off" >/dev/null
+		rc="SELECT round(avg(cardinality(ARRAY(SELECT unnest(g.ids) INTERSECT
+			  SELECT unnest(ARRAY(SELECT i.id FROM $table i ORDER BY i.v $op q.v LIMIT 10)))) / 10.0), 4)
+			FROM $qtable q JOIN gtc_$eng g ON g.qid = q.id"
+		r1=$(psql -At -c "SET $guc = $ef; SET enable_seqscan = off; $rc")
+		after=$(psql -At -c "SELECT pg_relation_size('${table}_idx')")
+		psql -c "REINDEX INDEX ${table}_idx"
+		r2=$(psql -At -c "SET $guc = $ef; SET enable_seqscan = off; $rc")
+		printf '%-8s VACUUM %.2f s, insert %.2f s; recall@10 (ef_search %s) after churn %s, fresh build %s; index %.1f -> %.1f MiB\n' \
+			"$eng" "$(echo "$tv/1000000000" | bc -l)" "$(echo "$ti/1000000000" | bc -l)" "$ef" "$r1" "$r2" \
+			"$(echo "$before/1048576" | bc -l)" "$(echo "$after/1048576" | bc -l)"
+	done
+fi
