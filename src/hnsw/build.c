@@ -670,6 +670,8 @@ link_mem(BGraph *g, uint32 n, int lc, uint32 x, float dnx)
 	uint32	   *old = g->lbuf;
 	uint32		new[256];
 
+	if (n == x)
+		return;
 	for (;;)
 	{
 		int			nold = get_list(g, n, lc, old);
@@ -742,8 +744,11 @@ insert_mem(BGraph *g, uint32 x)
 			changed = false;
 			for (int i = 0; i < n; i++)
 			{
-				float		d = gdist(g, q, g->lbuf[i]);
+				float		d;
 
+				if (g->lbuf[i] == x)
+					continue;
+				d = gdist(g, q, g->lbuf[i]);
 				if (d < cur.d)
 				{
 					cur.d = d;
@@ -757,6 +762,12 @@ insert_mem(BGraph *g, uint32 x)
 	entries = palloc(sizeof(Cand) * (g->efc + 1));
 	entries[0] = cur;
 	nentries = 1;
+
+	/*
+	 * In a parallel build another participant may already link to x (it
+	 * found x through the layers x has joined); x must not find itself.
+	 */
+	g->exclude = x;
 	for (int lc = Min(level, eplevel); lc >= 0; lc--)
 	{
 		int			cap = (lc == 0) ? g->m0 : g->m;
@@ -778,6 +789,7 @@ insert_mem(BGraph *g, uint32 x)
 		memcpy(entries, res, sizeof(Cand) * nres);
 		nentries = nres;
 	}
+	g->exclude = RHNSW_INVALID;
 	pfree(entries);
 
 	if (level > eplevel)
