@@ -40,4 +40,18 @@ SELECT id FROM kp WHERE id > 50 ORDER BY v <-> '[60.2,1,1]' LIMIT 3;
 RESET enable_seqscan;
 SELECT hnsw_check('kp_idx');
 
-DROP TABLE kt, ku, kp;
+-- many copies of one vector: every row stays reachable
+CREATE TABLE kd (id int, v vector(4)) WITH (autovacuum_enabled = off);
+INSERT INTO kd SELECT i, '[1,2,3,4]' FROM generate_series(1, 3000) i;
+CREATE INDEX kd_idx ON kd USING rec_hnsw (v vector_ip_ops);
+SELECT hnsw_check('kd_idx');
+INSERT INTO kd SELECT i, '[1,2,3,4]' FROM generate_series(3001, 3500) i;
+SELECT hnsw_check('kd_idx');
+DELETE FROM kd WHERE id % 2 = 0;
+VACUUM kd;
+SELECT hnsw_check('kd_idx');
+SET enable_seqscan = off;
+SELECT count(*) FROM (SELECT id FROM kd ORDER BY v <#> '[1,1,1,1]' LIMIT 5000) s;
+RESET enable_seqscan;
+
+DROP TABLE kt, ku, kp, kd;

@@ -918,14 +918,28 @@ make_reachable(BGraph *g)
 					swap_list(g, r, 0, NULL, cnt, nb, cnt + 1);
 					done = true;
 				}
-				else if (g->cnt0[x] < g->m0)
+				else
 				{
-					/* x takes r's last neighbour w; r points to x */
+					/*
+					 * r points to x instead of its last neighbour w, and x
+					 * points to w (appended, or over x's own last entry:
+					 * x was unreachable, so nothing reached depended on
+					 * x's links).
+					 */
 					uint32		w = nb[cnt - 1];
 					int			xc = get_list(g, x, 0, g->lbuf);
+					bool		has = (w == x);
 
-					g->lbuf[xc] = w;
-					swap_list(g, x, 0, NULL, xc, g->lbuf, xc + 1);
+					for (int j = 0; j < xc && !has; j++)
+						has = (g->lbuf[j] == w);
+					if (!has)
+					{
+						if (xc < g->m0)
+							g->lbuf[xc++] = w;
+						else
+							g->lbuf[xc - 1] = w;
+						swap_list(g, x, 0, NULL, g->cnt0[x], g->lbuf, xc);
+					}
 					nb[cnt - 1] = x;
 					swap_list(g, r, 0, NULL, cnt, nb, cnt);
 					done = true;
@@ -933,23 +947,25 @@ make_reachable(BGraph *g)
 			}
 			if (!done)
 			{
-				/* the entry point always takes it */
+				/* no reachable candidate at all: the entry point takes x */
 				int			cnt = get_list(g, sh->entry, 0, nb);
-				uint32		w = nb[cnt - 1];
-				int			xc = get_list(g, x, 0, g->lbuf);
+				int			oldcnt = cnt;
 
 				if (cnt < g->m0)
 					nb[cnt++] = x;
 				else
 				{
+					uint32		w = nb[cnt - 1];
+					int			xc = get_list(g, x, 0, g->lbuf);
+
 					if (xc < g->m0)
-					{
-						g->lbuf[xc] = w;
-						swap_list(g, x, 0, NULL, xc, g->lbuf, xc + 1);
-					}
+						g->lbuf[xc++] = w;
+					else if (xc > 0)
+						g->lbuf[xc - 1] = w;
+					swap_list(g, x, 0, NULL, g->cnt0[x], g->lbuf, xc);
 					nb[cnt - 1] = x;
 				}
-				swap_list(g, sh->entry, 0, NULL, cnt, nb, cnt);
+				swap_list(g, sh->entry, 0, NULL, oldcnt, nb, cnt);
 			}
 			reached[x] = 1;
 			queue[qt++] = x;

@@ -966,6 +966,16 @@ rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
 	for (int i = 0; i < nres; i++)
 	{
 		uint32		r = res[i]->id;
+
+		if (r == id || r >= nids || !reached[r])
+			continue;
+		/* x's own chosen links may go: it was unreachable, nothing relied on them */
+		if (force_link0(index, info, r, id, info->m0))
+			return true;
+	}
+	for (int i = 0; i < nres; i++)
+	{
+		uint32		r = res[i]->id;
 		Buffer		buf;
 		GenericXLogState *state;
 		Page		page;

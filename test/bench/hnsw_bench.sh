@@ -95,7 +95,7 @@ CREATE TABLE centres AS
 CREATE TABLE raw AS
 	SELECT i AS id,
 	       CASE WHEN '$KIND' = 'gauss'
-	            THEN (SELECT array_agg(pg_temp.nrm() ORDER BY d) FROM generate_series(1, $DIM) d)
+	            THEN (SELECT array_agg(pg_temp.nrm() ORDER BY d) FROM generate_series(1, $DIM) d WHERE i > 0)
 	            ELSE (SELECT array_agg(c.a[d] + 0.5 * pg_temp.nrm() ORDER BY d) FROM generate_series(1, $DIM) d)
 	       END AS a,
 	       exp(0.5 * pg_temp.nrm()) AS scale
