@@ -74,6 +74,11 @@ SELECT count(*) FROM rec.demo_events(10, 10, -1);
 SELECT count(*) FROM rec.demo_events(10, 10, 0);
 SELECT count(*) FROM rec.demo_events(10, 10, 10, 1, 'infinity');
 SELECT count(*) FROM rec.demo_items(1, 1, 'infinity');
+-- an end_at so early that the oldest items would be created before the
+-- earliest timestamp PostgreSQL has: an error, not invalid timestamps
+SELECT count(*) FROM rec.demo_items(100, 1, '4714-12-01 00:00+00 BC');
+SELECT count(*) FROM rec.demo_events(10, 100, 10, 1, '4714-12-01 00:00+00 BC');
+SELECT min(created_at) >= '4714-11-24 00:00+00 BC' AS valid FROM rec.demo_items(100, 1, '4711-03-01 00:00+00 BC');
 
 TRUNCATE rec.events;
 DELETE FROM rec.items;

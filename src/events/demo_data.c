@@ -49,6 +49,8 @@
 #define MAX_EVENTS INT64CONST(10000000000)
 #define WINDOW_DAYS 90
 #define MAX_TRIES 16
+/* Items created before the window are up to this much older than it. */
+#define OLD_ITEM_DAYS 730
 
 static const char *const category_names[MAX_CATEGORIES] = {
 	"books", "music", "movies", "games", "electronics", "computers", "phones",
@@ -264,6 +266,12 @@ check_args(int64 users, int64 items, int64 events, TimestampTz end_at)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_at must be a finite timestamp")));
+	/* The oldest item is created up to WINDOW_DAYS + OLD_ITEM_DAYS + 1 s before end_at. */
+	if (end_at < MIN_TIMESTAMP + (int64) (WINDOW_DAYS + OLD_ITEM_DAYS + 1) * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("end_at is too early: the data set reaches %d days before it, beyond the earliest timestamp",
+						WINDOW_DAYS + OLD_ITEM_DAYS + 1)));
 }
 
 static void
@@ -329,7 +337,7 @@ world_build(DemoWorld *w, int n_items, int32 seed, TimestampTz end_at)
 			if (is_new)
 				w->item_created[j] = w->start + (int64) (rng_uniform(&r) * 0.95 * window);
 			else
-				w->item_created[j] = w->start - (int64) (rng_uniform(&r) * 730.0 * USECS_PER_DAY) - USECS_PER_SEC;
+				w->item_created[j] = w->start - (int64) (rng_uniform(&r) * OLD_ITEM_DAYS * USECS_PER_DAY) - USECS_PER_SEC;
 			w->item_available[j] = rng_uniform(&r) >= 0.03;
 			w->item_price[j] = exp(log(15.0 + 10.0 * k) + 0.6 * rng_normal(&r));
 			w->item_brand[j] = (int) rng_below(&r, 12);
