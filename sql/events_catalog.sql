@@ -63,6 +63,9 @@ SELECT user_id, kind FROM rec.events WHERE user_id = 12;
 -- built-in kinds cannot be deleted or renamed (a restore would bring them back)
 DELETE FROM rec.event_kinds WHERE kind = 'click';
 UPDATE rec.event_kinds SET kind = 'tap' WHERE kind = 'click';
+-- nor truncated away (TRUNCATE fires no row triggers)
+TRUNCATE rec.event_kinds CASCADE;
+SELECT count(*) AS kinds_kept FROM rec.event_kinds;
 -- but their weights can change
 UPDATE rec.event_kinds SET weight = 1.5 WHERE kind = 'click';
 -- inserting a built-in kind that still has its defaults updates it in place

@@ -93,10 +93,24 @@ BEGIN
 END
 $$;
 
+-- TRUNCATE fires no row triggers: refuse it as a whole, or it would remove
+-- the built-in kinds that DELETE may not.
+CREATE FUNCTION @extschema@.event_kinds_before_truncate() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	RAISE EXCEPTION 'rec.event_kinds cannot be truncated: it holds the built-in event kinds'
+		USING ERRCODE = 'restrict_violation',
+			  HINT = 'DELETE the kinds you added instead.';
+END
+$$;
+
 CREATE TRIGGER event_kinds_before_insert BEFORE INSERT ON @extschema@.event_kinds
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.event_kinds_before_insert();
 CREATE TRIGGER event_kinds_before_change BEFORE UPDATE OR DELETE ON @extschema@.event_kinds
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.event_kinds_before_change();
+CREATE TRIGGER event_kinds_before_truncate BEFORE TRUNCATE ON @extschema@.event_kinds
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.event_kinds_before_truncate();
 
 -- ------------------------------------------------------------ events
 
