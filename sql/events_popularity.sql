@@ -21,6 +21,10 @@ SELECT rec.popularity_log_weight(2, 4, '2000-01-01 00:00:00+00', 3600) AS three,
 	   rec.popularity_log_weight(0, 5, now(), 3600) IS NULL AS zero_weight_is_null,
 	   rec.popularity_log_weight(1, -2, now(), 3600) IS NULL AS negative_is_null;
 SELECT rec.popularity_log_weight(1, 1, now(), 0);
+-- a half-life so short that the term would be infinite: an error, not an
+-- infinite score_log that outranks everything for ever
+SELECT rec.popularity_log_weight(1, 1, '2025-01-01 00:00+00', 1e-305);
+SELECT rec.popularity_log_weight(1, 1, '2025-01-01 00:00+00', 1e-6) > 0 AS microsecond_half_life_is_finite;
 
 -- the half-life setting: a time, in seconds
 SHOW rec.popularity_half_life;

@@ -80,6 +80,7 @@ rec_popularity_log_weight(PG_FUNCTION_ARGS)
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
 	double		h = PG_GETARG_FLOAT8(3);
 	double		w = weight * value;
+	double		term;
 
 	if (!(h > 0) || isinf(h))
 		ereport(ERROR,
@@ -87,7 +88,18 @@ rec_popularity_log_weight(PG_FUNCTION_ARGS)
 				 errmsg("half-life must be a positive number of seconds")));
 	if (!(w > 0) || isinf(w) || TIMESTAMP_NOT_FINITE(at))
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(log2(w) + ((double) at / USECS_PER_SEC) / h);
+
+	/*
+	 * Finite for any half-life of a microsecond or more (the shortest an
+	 * interval can hold); an absurdly short one could make it infinite,
+	 * which would sort the item above everything for ever.
+	 */
+	term = log2(w) + ((double) at / USECS_PER_SEC) / h;
+	if (!isfinite(term))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("popularity term out of range: half-life of %g seconds is too short", h)));
+	PG_RETURN_FLOAT8(term);
 }
 
 /*
