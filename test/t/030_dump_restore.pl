@@ -2,8 +2,8 @@
 # the event kinds that differ from the built-in defaults (a user-defined kind
 # and a changed built-in one). The popularity table is derived and rebuilt by
 # the restore itself; recommendations and similar items afterwards are the
-# same. Tried with a custom-format archive restored in parallel and with a
-# plain SQL script.
+# same. Tried with a custom-format archive restored in parallel, with a
+# plain SQL script, and data only into a database with the extension.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -72,6 +72,14 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst2');
 $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'dst2', '-f', "$tmp/src.sql" ],
 	'psql < plain dump');
 is($node->safe_psql('dst2', $snapshot), $before, 'plain format: same data, recommendations and similar items');
+
+# data only, into a database where CREATE EXTENSION has seeded the kinds
+# (docs/events.md: the triggers merge the changed built-in kinds)
+$node->safe_psql('postgres', 'CREATE DATABASE dst3');
+$node->safe_psql('dst3', 'CREATE EXTENSION rec');
+$node->command_ok([ 'pg_restore', '--exit-on-error', '--data-only', '-d', 'dst3', "$tmp/src.dump" ],
+	'pg_restore --data-only');
+is($node->safe_psql('dst3', $snapshot), $before, 'data only: same data, recommendations and similar items');
 
 # Only the kinds that differ from the defaults are in the dump.
 my $dump = slurp_file("$tmp/src.sql");
