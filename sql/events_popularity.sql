@@ -85,6 +85,11 @@ SELECT rec.track(7, 600, 'view', 1, '1970-01-01 00:00+00');
 SELECT rec.track(7, 700, 'view', 1, '2200-01-01 00:00+00');
 SELECT item_id FROM rec.item_popularity ORDER BY score_log DESC, item_id;
 SELECT count(*) AS not_finite FROM rec.item_popularity WHERE score_log IN ('Infinity', '-Infinity', 'NaN');
+-- nor can anyone store one (a NaN sorts first in the score index)
+\set VERBOSITY terse
+UPDATE rec.item_popularity SET score_log = 'NaN' WHERE item_id = 600;
+UPDATE rec.item_popularity SET score_log = 'Infinity' WHERE item_id = 600;
+\set VERBOSITY default
 RESET rec.popularity_half_life;
 
 -- TRUNCATE empties the popularity too; deletes need a refresh (documented)

@@ -156,9 +156,12 @@ CREATE TABLE @extschema@.popularity_state (
 COMMENT ON TABLE @extschema@.popularity_state IS
 	'the half-life rec.item_popularity was computed with (set by rec.refresh_popularity)';
 
+-- score_log is finite: a NaN or an infinity would sort first in the score
+-- index and break the ordering serving relies on.
 CREATE TABLE @extschema@.item_popularity (
 	item_id		bigint PRIMARY KEY,
-	score_log	double precision NOT NULL,
+	score_log	double precision NOT NULL
+				CHECK (score_log > '-Infinity' AND score_log < 'Infinity'),
 	events		bigint NOT NULL
 );
 
