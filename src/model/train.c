@@ -112,20 +112,35 @@ typedef struct AsOwner
 {
 	Oid			saved_user;
 	int			saved_sec;
+	int			guc_nest;
 } AsOwner;
 
+/*
+ * Act as the registry's owner (usually a superuser) for the registry
+ * queries below. The caller's search_path must not come along: with it, a
+ * role allowed to call rec.wait() could put its own "=" operator ahead of
+ * pg_catalog's and have it run as the owner. As in a SECURITY DEFINER
+ * function with SET search_path, the path is pinned until restore_user();
+ * an error unwinds both with the (sub)transaction.
+ */
 static void
 become_owner(AsOwner *s)
 {
+	Oid			owner = registry_owner();
+
 	GetUserIdAndSecContext(&s->saved_user, &s->saved_sec);
-	SetUserIdAndSecContext(registry_owner(),
-						   s->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	s->guc_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(owner, s->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 }
 
 static void
 restore_user(AsOwner *s)
 {
 	SetUserIdAndSecContext(s->saved_user, s->saved_sec);
+	AtEOXact_GUC(true, s->guc_nest);
 }
 
 static void
