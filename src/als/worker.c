@@ -1709,7 +1709,8 @@ rec_train_worker_main(Datum arg)
 
 	/*
 	 * Error recovery: log, roll back, free the job's memory, record the job
-	 * as failed, and go on with the next one (or exit on shutdown).
+	 * as failed, and go on with the next one (or exit on shutdown, or after
+	 * an error outside any job).
 	 */
 	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
 	{
@@ -1759,6 +1760,15 @@ rec_train_worker_main(Datum arg)
 		RESUME_INTERRUPTS();
 		if (got_sigterm)
 			proc_exit(0);
+
+		/*
+		 * An error outside any job (reading the queue itself, e.g. in a
+		 * database made read-only) would recur at once: retrying would spin
+		 * and fill the log. Leave; the launcher starts a worker here again
+		 * when the next job is queued, and at server start.
+		 */
+		if (failed_id == 0)
+			proc_exit(1);
 	}
 	PG_exception_stack = &local_sigjmp_buf;
 

@@ -121,6 +121,35 @@ is($node->safe_psql('postgres', "SELECT rec.wait($id, '10 s')"), 'failed',
 like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
 	qr/terminated/, 'termination recorded');
 
+# --- an error outside any job (the database made read-only, so the worker
+# cannot even mark interrupted jobs): logged once, then the worker leaves
+# instead of retrying at full speed; a later job gets a new worker
+$node->safe_psql('postgres', 'CREATE DATABASE ro');
+# (at log_min_messages = log, set above, ERRORs are not logged)
+$node->safe_psql('postgres', 'ALTER DATABASE ro SET log_min_messages = warning');
+$node->safe_psql('ro', q{
+	CREATE EXTENSION rec;
+	CREATE TABLE s AS SELECT u AS user_id, (u * 3 + j) % 40 AS item_id
+	FROM generate_series(1, 100) u, generate_series(1, 5) j;
+});
+my $log_offset = -s $node->logfile;
+my $ro1 = $node->safe_psql('ro', q{
+	BEGIN;
+	SELECT rec.train('read-only', 's', factors => 4, iterations => 2);
+	ALTER DATABASE ro SET default_transaction_read_only = on;
+	COMMIT;
+});
+$node->wait_for_log(qr/cannot execute UPDATE in a read-only transaction/, $log_offset);
+ok($node->poll_query_until('ro',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'rec training worker' AND datname = 'ro'}),
+	'the worker leaves after an error outside a job');
+my @errors = (slurp_file($node->logfile, $log_offset) =~ /cannot execute UPDATE in a read-only transaction/g);
+is(scalar(@errors), 1, 'the error is logged once');
+$node->safe_psql('ro', q{SET default_transaction_read_only = off; ALTER DATABASE ro RESET default_transaction_read_only});
+my $ro2 = $node->safe_psql('ro', "SELECT rec.train('writable again', 's', factors => 4, iterations => 2)");
+is($node->safe_psql('ro', "SELECT rec.wait($ro1, '60 s') || rec.wait($ro2, '60 s')"), 'readyready',
+	'the next job gets a new worker, which trains both');
+
 # --- the memory limit
 $node->append_conf('postgresql.conf', "rec.train_memory_limit = '1MB'\n");
 $node->reload;
