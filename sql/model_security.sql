@@ -53,6 +53,25 @@ RESET search_path;
 RESET ROLE;
 SELECT status, requested_by FROM rec.models WHERE model_id = :m2;
 
+-- The training worker runs as the bootstrap superuser. A search_path set
+-- for the database (by its owner, say) must not reach its own queries.
+DO $$ BEGIN
+	EXECUTE format('ALTER DATABASE %I SET search_path = regress_rec_trap, pg_catalog', current_database());
+END $$;
+-- (a worker still connected from the jobs above would not see the setting)
+DO $$ BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
+							  WHERE backend_type = 'rec training worker' AND datname = current_database());
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
+SELECT rec.train('database search_path', 'public.sec_src', factors => 4, iterations => 2) AS m3 \gset
+SELECT rec.wait(:m3, '60 s');
+DO $$ BEGIN
+	EXECUTE format('ALTER DATABASE %I RESET search_path', current_database());
+END $$;
+
 SET client_min_messages = warning;
 DROP SCHEMA regress_rec_trap CASCADE;
 RESET client_min_messages;

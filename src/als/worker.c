@@ -1697,6 +1697,15 @@ rec_train_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(MySlot->dboid, InvalidOid, 0);
 
+	/*
+	 * The worker runs as the bootstrap superuser: its own queries must not
+	 * resolve operators or functions through a search_path the database's
+	 * owner may have set (ALTER DATABASE ... SET search_path), or an
+	 * operator planted there would run as a superuser. A job's source
+	 * query gets the search_path of its requester (load_source).
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	MySlot->pid = MyProcPid;
 	MySlot->latch = MyLatch;
