@@ -11,7 +11,8 @@ SELECT setval('rec.models_model_id_seq', 5000, false) IS NOT NULL AS ids_from_50
 CREATE ROLE regress_rec_mallory;
 CREATE SCHEMA regress_rec_trap AUTHORIZATION regress_rec_mallory;
 CREATE TABLE sec_src AS
-SELECT u AS user_id, i AS item_id FROM generate_series(1, 30) u, generate_series(1, 12) i
+SELECT u AS user_id, i AS item_id, timestamptz '2024-01-01' + (u * 7 + i) * interval '1 hour' AS occurred_at
+FROM generate_series(1, 30) u, generate_series(1, 12) i
 WHERE (u + i) % 3 = 0;
 GRANT SELECT ON sec_src TO regress_rec_mallory;
 GRANT EXECUTE ON FUNCTION rec.train(text, text, integer, integer, double precision,
@@ -35,6 +36,13 @@ BEGIN
 	RETURN $1 OPERATOR(pg_catalog.=) $2;
 END $$;
 CREATE OPERATOR regress_rec_trap.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_rec_trap.teq);
+CREATE FUNCTION regress_rec_trap.only_mallory() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_user <> 'regress_rec_mallory' THEN
+		RAISE EXCEPTION 'trap function ran as %', current_user;
+	END IF;
+	RETURN true;
+END $$;
 RESET ROLE;
 
 SELECT rec.train('one', 'sec_src', factors => 4, iterations => 2) AS m1 \gset
@@ -52,6 +60,18 @@ SHOW search_path;
 RESET search_path;
 RESET ROLE;
 SELECT status, requested_by FROM rec.models WHERE model_id = :m2;
+
+-- rec.evaluate() excludes what each user was trained on by running the
+-- model's training source again. That query is the requester's text: it
+-- runs as the requester (as in the worker), never as whoever evaluates.
+SET ROLE regress_rec_mallory;
+SELECT rec.train('source with a trap',
+				 'SELECT * FROM public.sec_src WHERE regress_rec_trap.only_mallory()',
+				 factors => 4, iterations => 2, holdout => true) AS m4 \gset
+RESET ROLE;
+SELECT rec.wait(:m4, '60 s');
+SELECT r->>'protocol' AS protocol, r->>'users' AS users, r->>'exclude' AS exclude
+FROM rec.evaluate(:m4) r;
 
 -- The training worker runs as the bootstrap superuser. A search_path set
 -- for the database (by its owner, say) must not reach its own queries.

@@ -6,8 +6,8 @@
  * Two protocols:
  *	- full ranking (no negatives): each holdout user's items are ranked among
  *	  all items of the model, leaving out the items the user already has in
- *	  `exclude` (by default the model's training source), apart from the
- *	  held-out items themselves;
+ *	  `exclude` (by default the model's training source, run as the role
+ *	  that queued the model), apart from the held-out items themselves;
  *	- sampled (He et al. 2017): each user's held-out items are ranked among
  *	  them plus the given negatives (a negative equal to a held-out item
  *	  counts once, as in NCF's evaluation code). Items the model does not
@@ -33,7 +33,9 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -177,6 +179,43 @@ fetch_pairs(const char *what, const char *query, int nargs, Oid *types, Datum *v
 	if (out->n > 0)
 		qsort(out->p, out->n, sizeof(Pair), cmp_pair);
 	(void) what;
+}
+
+/*
+ * The model's training source, for the default exclusion set. Its text was
+ * written by the role that queued the model, so it runs as that role, with
+ * the search_path it was queued with and under SECURITY_RESTRICTED_OPERATION,
+ * exactly as the training worker ran it: whoever evaluates (an analyst, a
+ * superuser) never runs another role's query with their own privileges.
+ */
+static void
+fetch_training_pairs(int64 model_id, const char *query, const char *requester,
+					 const char *search_path, Oid *types, Datum *vals, PairList *out)
+{
+	Oid			role = get_role_oid(requester, true);
+	Oid			saved_user;
+	int			saved_sec;
+	int			nest;
+
+	if (!OidIsValid(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\", which trained model " INT64_FORMAT ", no longer exists",
+						requester, model_id),
+				 errhint("Give the items to exclude with the exclude argument.")));
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nest = NewGUCNestLevel();
+	if (search_path)
+		(void) set_config_option("search_path", search_path,
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e "
+									"WHERE e.user_id IN (SELECT pg_catalog.unnest($1))", query),
+				1, types, vals, out);
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(saved_user, saved_sec);
 }
 
 /* Load (id, factors) rows, sorted by id. */
@@ -324,6 +363,8 @@ rec_evaluate(PG_FUNCTION_ARGS)
 	Datum		arg;
 	char	   *status;
 	char	   *model_source = NULL;
+	char	   *model_requester = NULL;
+	char	   *model_search_path = NULL;
 	Factors		items,
 				users;
 	PairList	hold = {0},
@@ -370,7 +411,9 @@ rec_evaluate(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	arg = Int64GetDatum(model_id);
-	if (SPI_execute_with_args("SELECT status, source_query FROM rec.models WHERE model_id = $1",
+	if (SPI_execute_with_args("SELECT status, source_query, requested_by::pg_catalog.text, "
+							  "params OPERATOR(pg_catalog.->>) 'search_path' "
+							  "FROM rec.models WHERE model_id OPERATOR(pg_catalog.=) $1",
 							  1, &int8type, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read rec.models");
 	if (SPI_processed == 0)
@@ -379,6 +422,8 @@ rec_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("model " INT64_FORMAT " does not exist", model_id)));
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	model_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	model_requester = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	model_search_path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 	if (strcmp(status, "ready") != 0 && strcmp(status, "promoted") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -428,10 +473,14 @@ rec_evaluate(PG_FUNCTION_ARGS)
 					1, &arrtype, &arg, &negs);
 	else
 	{
-		fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e "
-										"WHERE e.user_id IN (SELECT pg_catalog.unnest($1))",
-										excl_arg ? source_query(excl_arg) : model_source),
-					1, &arrtype, &arg, &excl);
+		if (excl_arg)
+			fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e "
+											"WHERE e.user_id IN (SELECT pg_catalog.unnest($1))",
+											source_query(excl_arg)),
+						1, &arrtype, &arg, &excl);
+		else
+			fetch_training_pairs(model_id, model_source, model_requester, model_search_path,
+								 &arrtype, &arg, &excl);
 		scores = palloc_extended(sizeof(float) * Max(items.n, 1), MCXT_ALLOC_HUGE);
 		mark = palloc_extended(sizeof(uint32) * Max(items.n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	}
