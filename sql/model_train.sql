@@ -22,6 +22,10 @@ SELECT rec.train('x', 'train_src', iterations => 0);
 SELECT rec.train('x', 'train_src', regularization => 0);
 SELECT rec.train('x', 'train_src', regularization => 'infinity');
 SELECT rec.train('x', 'train_src', alpha => -1);
+-- training computes in single precision: these would become 0 or infinity
+SELECT rec.train('x', 'train_src', regularization => 1e-300);
+SELECT rec.train('x', 'train_src', regularization => 1e300);
+SELECT rec.train('x', 'train_src', alpha => 1e300);
 SELECT rec.train('x', 'train_src', solver => 'sgd');
 SELECT rec.train('x', 'train_src', cg_steps => 0);
 SELECT rec.train('x', 'train_src', threads => 0);
@@ -163,6 +167,15 @@ SELECT status, error FROM rec.models WHERE model_id = :neg;
 SELECT rec.train('error', 'SELECT user_id, item_id, 1 / (user_id - 5) AS weight FROM train_src') AS err \gset
 SELECT rec.wait(:err, '60 s');
 SELECT status, error FROM rec.models WHERE model_id = :err;
+
+-- weights, and alpha times summed weights, must fit in single precision
+SELECT rec.train('huge weight', 'SELECT user_id, item_id, 1e300::float8 AS weight FROM train_src') AS huge \gset
+SELECT rec.wait(:huge, '60 s');
+SELECT status, error FROM rec.models WHERE model_id = :huge;
+SELECT rec.train('huge confidence', 'SELECT user_id, item_id, 1e37::float8 AS weight FROM train_src',
+				 alpha => 100) AS huge \gset
+SELECT rec.wait(:huge, '60 s');
+SELECT status, error FROM rec.models WHERE model_id = :huge;
 
 -- cancelling a job that has not started
 BEGIN;

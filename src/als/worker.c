@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <float.h>
 #include <malloc.h>
 #include <math.h>
 #include <signal.h>
@@ -573,6 +574,14 @@ load_receive(TupleTableSlot *slot, DestReceiver *self)
 			job->rows_skipped++;
 			return true;
 		}
+		/* training computes in single precision */
+		if (fabs(w) > FLT_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("weight %g of user " INT64_FORMAT " and item " INT64_FORMAT " is out of range",
+							w, user, item),
+					 errdetail("Training computes in single precision: weights must lie between %g and %g.",
+							   -FLT_MAX, FLT_MAX)));
 	}
 	ui = idmap_get(&job->users, user, "users");
 	ii = idmap_get(&job->items, item, "items");
@@ -787,6 +796,18 @@ check_budget(void)
 		mem_refuse(t);
 }
 
+/* (dense user, dense item): a pair whose confidence does not fit in a float */
+static void
+confidence_out_of_range(uint32 u, uint32 i)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("alpha times the summed weight of user " INT64_FORMAT " and item " INT64_FORMAT " is out of range",
+					job->users.rev[u], job->items.rev[i]),
+			 errdetail("Training computes in single precision: alpha times a summed weight must be at most %g.",
+					   FLT_MAX)));
+}
+
 static void
 build_matrices(void)
 {
@@ -889,6 +910,8 @@ build_matrices(void)
 				sum += job->um.ent[j++].a;
 			if (sum > 0.0)
 			{
+				if (sum > FLT_MAX || sum * job->alpha > FLT_MAX)
+					confidence_out_of_range(u, idx);
 				job->um.ent[w].idx = idx;
 				job->um.ent[w].a = (float) sum;
 				w++;
@@ -911,7 +934,11 @@ build_matrices(void)
 			}
 		}
 		for (uint64 j = row0; j < w; j++)
+		{
 			job->um.ent[j].a *= job->alpha;
+			if (!isfinite(job->um.ent[j].a))
+				confidence_out_of_range(u, job->um.ent[j].idx);
+		}
 		if (w > row0)
 			job->nusers_nonempty++;
 		if ((u & 0xffff) == 0xffff)

@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <signal.h>
 
 #include "access/xact.h"
@@ -379,6 +380,18 @@ rec_train(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("alpha must be a finite number >= 0")));
+	/* the trainer computes in single precision: 1e300 would become infinity, 1e-300 zero */
+	if (reg < FLT_MIN || reg > FLT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("regularization %g is out of range", reg),
+				 errdetail("Training computes in single precision: regularization must lie between %g and %g.",
+						   FLT_MIN, FLT_MAX)));
+	if (alpha > FLT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha %g is out of range", alpha),
+				 errdetail("Training computes in single precision: alpha must be at most %g.", FLT_MAX)));
 	if (strcmp(solver, "cg") != 0 && strcmp(solver, "cholesky") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
