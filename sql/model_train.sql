@@ -177,6 +177,18 @@ SELECT rec.train('huge confidence', 'SELECT user_id, item_id, 1e37::float8 AS we
 SELECT rec.wait(:huge, '60 s');
 SELECT status, error FROM rec.models WHERE model_id = :huge;
 
+-- holdout by date: dates beyond the timestamp range, and infinity, are
+-- still the latest
+CREATE TABLE date_src AS SELECT user_id, item_id, date '2020-01-01' + item_id AS occurred_at FROM train_src;
+UPDATE date_src SET occurred_at = CASE WHEN user_id % 2 = 0 THEN date '900000-01-01' ELSE 'infinity' END
+WHERE item_id = (SELECT min(item_id) FROM date_src d WHERE d.user_id = date_src.user_id);
+SELECT rec.train('dates', 'date_src', factors => 4, iterations => 2, holdout => true) AS dates \gset
+SELECT rec.wait(:dates, '60 s');
+SELECT count(*) AS held_out,
+	   count(*) FILTER (WHERE h.item_id <> (SELECT item_id FROM date_src s WHERE s.user_id = h.user_id
+											ORDER BY occurred_at DESC, item_id DESC LIMIT 1)) AS not_latest
+FROM rec.model_holdout h WHERE h.model_id = :dates;
+
 -- cancelling a job that has not started
 BEGIN;
 SELECT rec.train('never', 'train_src') AS never \gset

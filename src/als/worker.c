@@ -484,11 +484,16 @@ num_datum(Datum d, Oid t)
 	}
 }
 
+/*
+ * A time as a number that orders like it. Only times of one column are
+ * compared, so a date stays a day number: scaled to microseconds, dates
+ * beyond the timestamp range (and infinity) would overflow.
+ */
 static int64
 time_datum(Datum d, Oid t)
 {
 	if (t == DATEOID)
-		return (int64) DatumGetDateADT(d) * USECS_PER_DAY;
+		return (int64) DatumGetDateADT(d);
 	return DatumGetInt64(d);	/* timestamp and timestamptz */
 }
 
