@@ -136,6 +136,9 @@ typedef struct AlsHoldout
  * then by index. Averages the metrics at k over those users, on `threads`
  * threads. Returns ALS_OK, ALS_STOPPED, ALS_NOMEM or ALS_THREAD.
  */
+/* Bytes als_eval_holdout allocates for this shape; false on overflow. */
+extern int	als_eval_bytes(uint32_t nitems, int kpad, int threads, size_t *bytes);
+
 extern int	als_eval_holdout(const AlsFactors *f, const AlsMatrix *users,
 							 const uint32_t *hold, int k, int threads,
 							 const AlsCallbacks *cb, AlsHoldout *res);

@@ -1737,6 +1737,23 @@ typedef struct EvalCtx
 
 static EvalCtx *eval_ctx;
 
+int
+als_eval_bytes(uint32_t nitems, int kpad, int threads, size_t *bytes)
+{
+	size_t		per,
+				xb;
+	int			n = threads < 1 ? 1 : threads > ALS_MAX_THREADS ? ALS_MAX_THREADS : threads;
+
+	/* per thread: scores of EVAL_BLOCK users for every item, and their factors */
+	if (!mul_ok(EVAL_BLOCK, (size_t) (nitems ? nitems : 1), &per) ||
+		!mul_ok(EVAL_BLOCK, (size_t) kpad, &xb) ||
+		!add_ok(per, xb, &per) ||
+		!mul_ok(per, sizeof(float), &per) ||
+		!mul_ok(per, (size_t) n, bytes))
+		return 0;
+	return 1;
+}
+
 /*
  * Rank each held-out item of a block of users among all items but the
  * user's training items: rank = how many come first (a higher score, or the

@@ -1018,6 +1018,19 @@ train(void)
 						  Max(als_max_row_nnz(&job->um), als_max_row_nnz(&job->im)), &eng))
 		mem_refuse(SIZE_MAX);
 	mem_charge(eng);
+	if (job->holdout)
+	{
+		size_t		evb;
+
+		/*
+		 * Ranking the holdout scores a block of users against every item
+		 * on each thread: reserve that now, so a job that could not rank
+		 * its holdout is refused before it trains, not after.
+		 */
+		if (!als_eval_bytes(job->items.n, als_kpad(job->p.factors), job->threads, &evb))
+			mem_refuse(SIZE_MAX);
+		mem_charge(evb);
+	}
 
 	rec_train_progress_begin(MySlot);
 	MySlot->iteration = 0;

@@ -159,6 +159,24 @@ is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'failed', 'job 
 like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
 	qr/needs more than rec\.train_memory_limit \(1\.0 MB\)/, 'limit named in the error');
 
+# ranking a holdout needs scores of a block of users for every item, per
+# thread: that counts too (here about 10 MB for 20,000 items, where
+# training alone needs about 3 MB)
+$node->append_conf('postgresql.conf', "rec.train_memory_limit = '8MB'\n");
+$node->reload;
+usleep(300_000);
+$node->safe_psql('postgres', q{
+	CREATE TABLE wide AS SELECT u AS user_id, (u * 10 + j) % 20000 AS item_id,
+		timestamptz '2025-01-01' + j * interval '1 min' AS occurred_at
+	FROM generate_series(1, 2000) u, generate_series(1, 10) j});
+my $plain = $node->safe_psql('postgres', "SELECT rec.train('wide', 'wide', factors => 4, iterations => 2, threads => 2)");
+$id = $node->safe_psql('postgres',
+	"SELECT rec.train('wide, holdout', 'wide', factors => 4, iterations => 2, threads => 2, holdout => true)");
+is($node->safe_psql('postgres', "SELECT rec.wait($plain, '60 s') || ' ' || rec.wait($id, '60 s')"),
+	'ready failed', 'the holdout ranking counts against the memory limit');
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/needs more than rec\.train_memory_limit \(8\.0 MB\)/, 'and is refused with the limit named');
+
 # --- the thread cap
 $node->append_conf('postgresql.conf', "rec.train_memory_limit = '1GB'\nrec.train_max_threads = 1\n");
 $node->reload;
