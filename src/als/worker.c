@@ -1563,7 +1563,11 @@ run_job(int64 model_id)
 	malloc_trim(0);
 }
 
-/* Take the next queued job of this database; 0 if none. */
+/*
+ * Take the next queued job of this database; 0 if none, -1 if every queued
+ * job is locked by another transaction (a rec.cancel() or rec.promote() that
+ * has not ended yet, say), which may yet leave it queued.
+ */
 static int64
 claim_job(void)
 {
@@ -1596,6 +1600,16 @@ claim_job(void)
 		LWLockRelease(rec_train_shared()->lock);
 		/* a cancel meant for an earlier job must not hit this one */
 		QueryCancelPending = false;
+	}
+	else
+	{
+		bool		isnull;
+
+		if (SPI_execute("SELECT EXISTS (SELECT FROM rec.models WHERE status = 'queued')",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read rec.models");
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			model_id = -1;
 	}
 	PopActiveSnapshot();
 	SPI_finish();
@@ -1842,6 +1856,17 @@ rec_train_worker_main(Datum arg)
 		LWLockRelease(sh->lock);
 
 		model_id = claim_job();
+		if (model_id < 0)
+		{
+			/*
+			 * Leaving now would strand those jobs until the next rec.train()
+			 * in this database: wait for the lockers to finish.
+			 */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
 		if (model_id == 0)
 		{
 			/* nothing queued: leave, unless a job arrived meanwhile */

@@ -75,6 +75,25 @@ is(no_tables($id), 't', 'nothing written for a cancelled job');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM rec.training_progress'), '0',
 	'progress view empty again');
 
+# --- a queued job locked by another transaction when the worker looks for
+# work (here a rec.cancel() that is then rolled back) is not stranded
+$id = start_long_job('busy');
+my $locked = $node->safe_psql('postgres', "SELECT rec.train('locked', 'small', factors => 4, iterations => 2)");
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN');
+$locker->query_safe("SELECT rec.cancel($locked)");
+$node->safe_psql('postgres', "SELECT rec.cancel($id)");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '10 s')"), 'failed', 'the busy job ends');
+# the worker has looked for the next job: it is waiting, or gone
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 OR bool_and(wait_event = 'Extension')
+	FROM pg_stat_activity WHERE backend_type = 'rec training worker'})
+  or die 'the worker did not look for the next job';
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+is($node->safe_psql('postgres', "SELECT rec.wait($locked, '30 s')"), 'ready',
+	'a job locked while the worker looked is trained once the lock goes');
+
 # --- cancel while the source query runs (it sleeps: no row arrives for 30 s)
 $id = $node->safe_psql('postgres',
 	"SELECT rec.train('slow source', 'SELECT user_id, item_id FROM ev, pg_sleep(30)')");
