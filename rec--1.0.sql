@@ -558,9 +558,16 @@ COMMENT ON FUNCTION @extschema@.refresh_popularity() IS
 
 -- Per INSERT or COPY statement: fold the new events into the popularity of
 -- their items, in item order, so that concurrent statements lock popularity
--- rows in the same order.
+-- rows in the same order. An event dated in the future counts as happening
+-- now (when it is logged): otherwise one mistyped year would put its item
+-- first for everyone for decades.
+--
+-- The trigger functions run with the extension owner's rights (SECURITY
+-- DEFINER, pinned search_path, no dynamic SQL), so a role that may INSERT
+-- into rec.events needs no privilege on the derived rec.item_popularity,
+-- and cannot rewrite it.
 CREATE FUNCTION @extschema@.events_after_insert() RETURNS trigger
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
 	INSERT INTO @extschema@.item_popularity AS p (item_id, score_log, events)
@@ -568,8 +575,9 @@ BEGIN
 	  FROM new_events e
 	  JOIN @extschema@.event_kinds k ON k.kind = e.kind
 	 CROSS JOIN @extschema@.popularity_state s
-	 CROSS JOIN LATERAL (SELECT @extschema@.popularity_log_weight(k.weight, e.value, e.occurred_at,
-																 date_part('epoch', s.half_life)) AS x) w
+	 CROSS JOIN LATERAL (SELECT @extschema@.popularity_log_weight(k.weight, e.value,
+																 LEAST(e.occurred_at, pg_catalog.now()),
+																 pg_catalog.date_part('epoch', s.half_life)) AS x) w
 	 WHERE w.x IS NOT NULL
 	 GROUP BY e.item_id
 	 ORDER BY e.item_id
@@ -581,7 +589,7 @@ END
 $$;
 
 CREATE FUNCTION @extschema@.events_after_truncate() RETURNS trigger
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
 	TRUNCATE @extschema@.item_popularity;
@@ -594,6 +602,13 @@ CREATE TRIGGER events_after_insert AFTER INSERT ON @extschema@.events
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_after_insert();
 CREATE TRIGGER events_after_truncate AFTER TRUNCATE ON @extschema@.events
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_after_truncate();
+-- Fire on logical-replication subscribers too (events applied there keep
+-- their popularity current); rec.item_popularity is derived and should not
+-- itself be replicated.
+ALTER TABLE @extschema@.events ENABLE ALWAYS TRIGGER events_after_insert;
+ALTER TABLE @extschema@.events ENABLE ALWAYS TRIGGER events_after_truncate;
+REVOKE ALL ON FUNCTION @extschema@.events_after_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.events_after_truncate() FROM PUBLIC;
 
 -- ------------------------------------------------------------ track
 

@@ -128,7 +128,7 @@ rec_refresh_popularity(PG_FUNCTION_ARGS)
 
 	ret = SPI_execute_with_args(
 								"INSERT INTO " REC_SCHEMA ".popularity_state AS s (singleton, half_life, refreshed_at) "
-								"VALUES (true, make_interval(secs => $1), now()) "
+								"VALUES (true, pg_catalog.make_interval(secs => $1), pg_catalog.now()) "
 								"ON CONFLICT (singleton) DO UPDATE "
 								"SET half_life = excluded.half_life, refreshed_at = excluded.refreshed_at",
 								1, argtypes, args, NULL, false, 0);
@@ -146,7 +146,7 @@ rec_refresh_popularity(PG_FUNCTION_ARGS)
 								"FROM " REC_SCHEMA ".events e "
 								"JOIN " REC_SCHEMA ".event_kinds k ON k.kind = e.kind "
 								"CROSS JOIN LATERAL (SELECT " REC_SCHEMA ".popularity_log_weight("
-								"k.weight, e.value, e.occurred_at, $1) AS x) w "
+								"k.weight, e.value, LEAST(e.occurred_at, pg_catalog.now()), $1) AS x) w "
 								"WHERE w.x IS NOT NULL "
 								"GROUP BY e.item_id",
 								1, argtypes, args, NULL, false, 0);
