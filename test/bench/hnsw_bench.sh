@@ -11,12 +11,16 @@
 #                       like ALS factors)
 #            gauss:     plain Gaussian vectors, not normalised
 #   OPS      ip (default), l2 or cosine
-#   EF_LIST  default "0 20 40 80 160" (0: rec's calibrated default)
+#   EF_LIST  default "0 20 40 80 160" (0: rec's calibrated default);
+#            "-" skips the unfiltered measurements
 #
 # Environment: DIM (64), M (16), EFC (64), SECONDS_PER_EF (10), REPEAT (3),
 # BUILDS ("0 1": parallel workers per build; PGV_BUILDS overrides it for
-# pgvector), FILTER_QUERIES (200), CHURN (unset),
-# ENGINES ("rec pgvector"), KEEP=1 keeps the server's directory.
+# pgvector), FILTER_QUERIES (200), FILTERS ("10pct 1pct 2pct_far"),
+# REC_FILTER_SETTINGS (a list of rec variants for the filtered queries,
+# separated by ';', each a list of name=value; default: one variant with the
+# defaults), CHURN (unset), ENGINES ("rec pgvector"), PORT (5498),
+# KEEP=1 keeps the server's directory.
 #
 # Prints, per engine: serial and parallel build time, index size, and per
 # ef_search: recall@10 against the exact answer, queries per second from
@@ -29,6 +33,7 @@ N=${1:-100000}
 KIND=${2:-clustered}
 OPS=${3:-ip}
 EFS=${4:-"0 20 40 80 160"}
+[ "$EFS" = - ] && EFS=""
 DIM=${DIM:-64}
 M=${M:-16}
 EFC=${EFC:-64}
@@ -37,6 +42,8 @@ REPEAT=${REPEAT:-3}
 ENGINES=${ENGINES:-"rec pgvector"}
 FQ=${FILTER_QUERIES:-200}
 BUILDS=${BUILDS:-"0 1"}
+FILTERS=${FILTERS:-"10pct 1pct 2pct_far"}
+PORT=${PORT:-5498}
 PGBIN=/usr/lib/postgresql/15/bin
 src=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -59,7 +66,7 @@ cat >>"$work/data/postgresql.conf" <<EOF
 extension_destdir = '$work/stage'
 dynamic_library_path = '$work/stage/usr/lib/postgresql/15/lib:\$libdir'
 shared_preload_libraries = 'rec'
-port = 5498
+port = $PORT
 unix_socket_directories = '$work'
 listen_addresses = ''
 shared_buffers = 4GB
@@ -75,7 +82,7 @@ jit = off
 search_path = 'public, rec'
 EOF
 "${runas[@]}" $PGBIN/pg_ctl -D "$work/data" -l "$work/log" -w start >/dev/null
-psql() { command $PGBIN/psql -h "$work" -p 5498 -U postgres -X -q -v ON_ERROR_STOP=1 "$@" postgres; }
+psql() { command $PGBIN/psql -h "$work" -p $PORT -U postgres -X -q -v ON_ERROR_STOP=1 "$@" postgres; }
 
 psql -c "CREATE EXTENSION rec"
 if [[ " $ENGINES " == *" pgvector "* ]] && ! psql -c "CREATE EXTENSION vector" 2>/dev/null; then
@@ -179,7 +186,7 @@ EOF
 		# REPEAT runs; report the median by queries per second
 		for r in $(seq "$REPEAT"); do
 			rm -f "$work"/pgbench_log.*
-			(cd "$work" && PGOPTIONS="-c $guc=$ef -c enable_seqscan=off" command $PGBIN/pgbench -h "$work" -p 5498 -U postgres \
+			(cd "$work" && PGOPTIONS="-c $guc=$ef -c enable_seqscan=off" command $PGBIN/pgbench -h "$work" -p $PORT -U postgres \
 				-n -M prepared -c 1 -T "$SECS" -f "$work/q_$eng.sql" -l postgres >"$work/pgbench.out" 2>&1)
 			qps=$(grep -E '^tps' "$work/pgbench.out" | sed -E 's/tps = ([0-9.]+).*/\1/')
 			lat=$(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
@@ -195,32 +202,49 @@ done
 # LIMIT 20 under a filter, recall against the exact filtered answer, for
 # the first $FQ queries. Filters: 10% and 1% of rows chosen at random, and
 # 2% of rows made of two clusters other than the query's (the hard case:
-# the matching rows are far from the query).
-echo "# filtered queries: LIMIT 20, $FQ queries, default settings (pgvector: hnsw.iterative_scan = relaxed_order)"
+# the matching rows are far from the query). Latency: REPEAT runs of $FQ
+# queries (random among the first $FQ) from one client with a prepared
+# statement; the run with the median mean latency is reported.
+echo "# filtered queries: LIMIT 20, $FQ queries (pgvector: hnsw.iterative_scan = relaxed_order)"
 fcond() {
+	# $1 filter, $2 the expression for the query's id
 	case $1 in
 	10pct) echo "i.cat10 = 3" ;;
 	1pct) echo "i.cat1 = 7" ;;
-	2pct_far) echo "i.cl IN ((((q.id::bigint + $N) * 7919) % 100 + 37) % 100, (((q.id::bigint + $N) * 7919) % 100 + 61) % 100)" ;;
+	2pct_far) echo "i.cl IN (((($2::bigint + $N) * 7919) % 100 + 37) % 100, ((($2::bigint + $N) * 7919) % 100 + 61) % 100)" ;;
 	esac
 }
-for f in 10pct 1pct 2pct_far; do
-	c=$(fcond $f)
+IFS=';' read -r -a recsets <<<"${REC_FILTER_SETTINGS:-}"
+[ ${#recsets[@]} -gt 0 ] || recsets=("")
+for f in $FILTERS; do
+	c=$(fcond $f q.id)
 	psql -c "SET enable_indexscan = off; SET max_parallel_workers_per_gather = 0;
 	         CREATE TABLE gtf_$f AS SELECT q.id AS qid, ARRAY(SELECT i.id FROM items i WHERE $c ORDER BY i.v $recop q.v, i.id LIMIT 20) AS ids
 	         FROM queries q WHERE q.id <= $FQ"
 	for eng in $ENGINES; do
-		table=items; qtable=queries; op=$recop; set="SET enable_seqscan = off"
-		if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; set="SET enable_seqscan = off; SET hnsw.iterative_scan = relaxed_order"; fi
-		cf=${c//i./i.}
-		r=$(psql -At -c "$set; SELECT round(avg(cardinality(ARRAY(SELECT unnest(g.ids) INTERSECT SELECT unnest(r.ids))) / greatest(cardinality(g.ids), 1)::numeric), 4),
-			round(avg(cardinality(r.ids)), 2)
-			FROM $qtable q JOIN gtf_$f g ON g.qid = q.id,
-			LATERAL (SELECT ARRAY(SELECT i.id FROM $table i WHERE $cf ORDER BY i.v $op q.v LIMIT 20) AS ids) r")
-		t0=$(ms)
-		psql -c "$set; SELECT count(*) FROM $qtable q, LATERAL (SELECT i.id FROM $table i WHERE $cf ORDER BY i.v $op q.v LIMIT 20) r WHERE q.id <= $FQ" >/dev/null
-		t=$(($(ms) - t0))
-		printf '%-8s filter %-9s recall@20 %s (avg rows %s)  %.2f ms/query\n' "$eng" "$f" "${r%%|*}" "${r##*|}" "$(echo "$t / 1000000 / $FQ" | bc -l)"
+		table=items; qtable=queries; op=$recop; sets=("${recsets[@]}")
+		if [ "$eng" = pgvector ]; then table=pitems; qtable=pqueries; op=$pgop; sets=("hnsw.iterative_scan=relaxed_order"); fi
+		for set in "${sets[@]}"; do
+			sql="SET enable_seqscan = off;"; opts="-c enable_seqscan=off"
+			for kv in $set; do sql="$sql SET ${kv%%=*} = '${kv#*=}';"; opts="$opts -c $kv"; done
+			r=$(psql -At -c "$sql SELECT round(avg(cardinality(ARRAY(SELECT unnest(g.ids) INTERSECT SELECT unnest(r.ids))) / greatest(cardinality(g.ids), 1)::numeric), 4),
+				round(avg(cardinality(r.ids)), 2), min(cardinality(r.ids)), sum((cardinality(r.ids) < cardinality(g.ids))::int)
+				FROM $qtable q JOIN gtf_$f g ON g.qid = q.id,
+				LATERAL (SELECT ARRAY(SELECT i.id FROM $table i WHERE $c ORDER BY i.v $op q.v LIMIT 20) AS ids) r")
+			IFS='|' read -r rec rows minrows short <<<"$r"
+			printf '%s\n' '\set qid random(1, '"$FQ"')' \
+				"SELECT i.id FROM $table i WHERE $(fcond $f :qid) ORDER BY i.v $op (SELECT v FROM $qtable WHERE id = :qid) LIMIT 20;" >"$work/qf.sql"
+			for rr in $(seq "$REPEAT"); do
+				rm -f "$work"/pgbench_log.*
+				(cd "$work" && PGOPTIONS="$opts" command $PGBIN/pgbench -h "$work" -p $PORT -U postgres \
+					-n -M prepared -c 1 -t "$FQ" -f "$work/qf.sql" -l postgres >"$work/pgbench.out" 2>&1)
+				cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n |
+					awk '{a[NR]=$1; s+=$1} END {printf "%.3f %.3f %.3f\n", s/NR/1000, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}'
+			done | sort -n | awk -v n="$REPEAT" '{a[NR]=$0} END {print a[int((n+1)/2)]}' >"$work/median"
+			read -r mean p50 p99 <"$work/median"
+			printf '%-8s filter %-9s %-30s recall@20 %s  rows avg %s min %s (%s short)  mean %s ms  p50 %s ms  p99 %s ms\n' \
+				"$eng" "$f" "${set:-defaults}" "$rec" "$rows" "$minrows" "$short" "$mean" "$p50" "$p99"
+		done
 	done
 done
 
