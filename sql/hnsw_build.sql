@@ -67,9 +67,13 @@ SELECT avg(cardinality(ARRAY(SELECT unnest(g.l2cat) INTERSECT
          SELECT unnest(ARRAY(SELECT h.id FROM hb h WHERE h.cat = 3 ORDER BY h.v <-> q.v LIMIT 10)))) / 10.0) >= 0.95 AS filtered_ok,
        min(cardinality(ARRAY(SELECT h.id FROM hb h WHERE h.cat = 3 ORDER BY h.v <-> q.v LIMIT 10))) AS min_rows
 FROM hq q JOIN gt g USING (id);
--- bounded by rec.hnsw_max_scan_tuples: a tiny bound returns fewer rows
+-- bounded by rec.hnsw_max_scan_tuples: without the exact fallback a tiny
+-- bound returns fewer rows; with it (the default) the scan finishes exactly
 SET rec.hnsw_max_scan_tuples = 50;
+SET rec.hnsw_exact_fallback = off;
 SELECT count(*) < 10 AS bounded FROM (SELECT id FROM hb WHERE cat = 3 AND id > 2990 ORDER BY v <-> '[0,0,0,0,0,0,0,0]' LIMIT 10) s;
+RESET rec.hnsw_exact_fallback;
+SELECT count(*) FROM (SELECT id FROM hb WHERE cat = 3 AND id > 2990 ORDER BY v <-> '[0,0,0,0,0,0,0,0]' LIMIT 10) s;
 RESET rec.hnsw_max_scan_tuples;
 
 -- a NULL query vector: every row, in no particular order

@@ -25,6 +25,7 @@
 
 int			rec_hnsw_ef_search = 0;
 int			rec_hnsw_max_scan_tuples = 50000;
+bool		rec_hnsw_exact_fallback = true;
 
 static relopt_kind rhnsw_relopt_kind;
 
@@ -45,12 +46,20 @@ rec_hnsw_init(void)
 							&rec_hnsw_ef_search, 0, 0, 1000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("rec.hnsw_max_scan_tuples",
-							"Most index elements one rec_hnsw scan examines.",
+							"Most index elements the graph search of one rec_hnsw scan examines.",
 							"A scan whose rows are rejected by filters keeps searching the graph "
-							"until it has examined this many elements; then it returns what it "
-							"has found.",
+							"until it has examined this many elements; then it finishes with an "
+							"exact pass (rec.hnsw_exact_fallback) or returns what it has found.",
 							&rec_hnsw_max_scan_tuples, 50000, 1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("rec.hnsw_exact_fallback",
+							 "Finishes rec_hnsw scans that outrun the graph search with an exact pass.",
+							 "When the graph search has spent its budget (rec.hnsw_max_scan_tuples, or "
+							 "earlier, once it has cost as much as an exact pass would), the scan "
+							 "returns the remaining rows in exact distance order, so that a filtered "
+							 "query returns LIMIT rows whenever that many rows match.",
+							 &rec_hnsw_exact_fallback, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 static char *

@@ -212,6 +212,7 @@ rhnsw_page_slot(Page page, OffsetNumber off)
 /* ---- settings (am.c) ---- */
 extern int	rec_hnsw_ef_search;
 extern int	rec_hnsw_max_scan_tuples;
+extern bool rec_hnsw_exact_fallback;
 
 typedef struct RHnswOptions
 {
@@ -348,6 +349,7 @@ extern RHnswFound *rhnsw_search_pop(RHnswSearch *s);
 extern void rhnsw_search_mark_visited(RHnswSearch *s, uint32 id);
 extern int	rhnsw_search_results(RHnswSearch *s, RHnswFound **out, int max);
 extern float *rhnsw_found_vec(RHnswSearch *s, RHnswFound *f);
+extern void rhnsw_search_free(RHnswSearch *s);
 
 /* neighbour selection shared by insert and vacuum (insert.c) */
 typedef struct RHnswCand
@@ -376,6 +378,44 @@ extern bool rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
 /* ---- build.c ---- */
 extern IndexBuildResult *rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo);
 extern void rhnsw_buildempty(Relation index);
+
+/* ---- exact.c: the exact ordered pass that finishes a scan ---- */
+typedef struct RHnswExactEntry
+{
+	uint64		key;			/* distance code << 32 | slot id */
+	ItemPointerData tid;
+} RHnswExactEntry;
+
+typedef struct RHnswExact
+{
+	Relation	index;
+	RHnswInfo	info;
+	int			metric;
+	const float *q;
+	uint8	   *returned;		/* bitmap: ids the graph search returned */
+	uint32		nbits;
+	RHnswExactEntry *a;			/* the current batch */
+	int64		n;
+	int64		alloc;
+	int64		cap;			/* most entries a batch may hold */
+	int64		next;			/* next position to hand out */
+	int64	   *stack;			/* incremental quicksort: pivot positions */
+	int			nstack;
+	int			capstack;
+	bool		started;		/* the current batch has been read */
+	bool		overflow;		/* the batch did not hold everything left */
+	bool		have_lower;
+	uint64		lower;			/* keys up to this were handed out */
+	uint64		cutoff;			/* largest key of an overflowing batch */
+	uint32		rng;
+	int64		passes;			/* statistics */
+	int64		examined;
+} RHnswExact;
+
+extern void rhnsw_exact_init(RHnswExact *x, Relation index, const RHnswInfo *info,
+							 int metric, const float *q, Size mem,
+							 const uint32 *returned, uint32 nreturned);
+extern bool rhnsw_exact_next(RHnswExact *x, ItemPointer tid);
 
 /* ---- scan.c ---- */
 extern IndexScanDesc rhnsw_beginscan(Relation index, int nkeys, int norderbys);

@@ -620,3 +620,26 @@ rhnsw_search_results(RHnswSearch *s, RHnswFound **out, int max)
 		out[n++] = &s->found[s->W[i].f];
 	return n;
 }
+
+/* release the memory of a search that is no longer needed */
+void
+rhnsw_search_free(RHnswSearch *s)
+{
+	if (s->vtab)
+		pfree(s->vtab);
+	if (s->found)
+		pfree(s->found);
+	if (s->vecs)
+		pfree(s->vecs);
+	if (s->nbrs)
+		pfree(s->nbrs);
+	if (s->C)
+		pfree(s->C);
+	if (s->W)
+		pfree(s->W);
+	if (s->D)
+		pfree(s->D);
+	if (s->nbrbuf)
+		pfree(s->nbrbuf);
+	memset(s, 0, sizeof(RHnswSearch));
+}
