@@ -47,11 +47,16 @@ FROM rec.models WHERE model_id = :m;
 -- sampled protocol: negatives per user; one negative repeats the held-out item
 CREATE TABLE ee_neg AS
 SELECT h.user_id, i.item_id FROM rec.model_holdout h
-CROSS JOIN LATERAL (SELECT item_id FROM generate_series(1, 30) item_id
-					WHERE NOT EXISTS (SELECT 1 FROM ee_src e WHERE e.user_id = h.user_id AND e.item_id = item_id)
-					ORDER BY (item_id * 7 + h.user_id) % 30 LIMIT 5) i
+CROSS JOIN LATERAL (SELECT g.item_id FROM generate_series(1, 30) g(item_id)
+					WHERE NOT EXISTS (SELECT 1 FROM ee_src e WHERE e.user_id = h.user_id AND e.item_id = g.item_id)
+					ORDER BY (g.item_id * 7 + h.user_id) % 30 LIMIT 5) i
 WHERE h.model_id = :m
 UNION ALL SELECT user_id, item_id FROM rec.model_holdout WHERE model_id = :m AND user_id % 2 = 0;
+-- every user has 5 negatives it never interacted with (and even users also
+-- their held-out item again)
+SELECT count(*) AS negatives, count(DISTINCT user_id) AS users,
+	   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ee_src e WHERE e.user_id = n.user_id AND e.item_id = n.item_id)) AS seen
+FROM ee_neg n;
 
 CREATE TEMP TABLE ref_sampled AS
 WITH h AS (SELECT user_id, item_id FROM rec.model_holdout WHERE model_id = :m),
@@ -66,6 +71,8 @@ FROM s GROUP BY user_id;
 SELECT count(*) AS users, avg(rec.hit_rate_at_k(ranked, relevant, 3)) AS hit_rate,
 	   avg(rec.ndcg_at_k(ranked, relevant, 3)) AS ndcg
 FROM ref_sampled \gset ref_
+-- (not every user a hit: the comparison below can tell rankings apart)
+SELECT :ref_hit_rate < 1 AS some_misses, :ref_ndcg < :ref_hit_rate AS some_below_first;
 
 SELECT rec.evaluate(:m, k => 3, negatives => 'ee_neg', label => 'sampled') AS sampled \gset
 SELECT :'sampled'::jsonb->>'protocol' AS protocol,
