@@ -80,6 +80,15 @@ SELECT :'sampled'::jsonb->>'protocol' AS protocol,
 	   abs((:'sampled'::jsonb->>'hit_rate')::float8 - :ref_hit_rate) < 1e-9 AS same_hit_rate,
 	   abs((:'sampled'::jsonb->>'ndcg')::float8 - :ref_ndcg) < 1e-9 AS same_ndcg;
 SELECT metrics ? 'sampled' AS stored_under_label FROM rec.models WHERE model_id = :m;
+-- a user without negatives is counted, not evaluated: alone, its held-out
+-- item would rank first by construction
+SELECT r->>'users' AS users, r->>'users_without_negatives' AS without_negatives,
+	   abs((r->>'hit_rate')::float8 - (SELECT avg(rec.hit_rate_at_k(ranked, relevant, 3))
+									   FROM ref_sampled WHERE user_id > 10)) < 1e-9 AS same_hit_rate,
+	   abs((r->>'ndcg')::float8 - (SELECT avg(rec.ndcg_at_k(ranked, relevant, 3))
+								   FROM ref_sampled WHERE user_id > 10)) < 1e-9 AS same_ndcg
+FROM rec.evaluate(:m, k => 3, negatives => 'SELECT * FROM ee_neg WHERE user_id > 10',
+				  label => 'some negatives') r;
 
 -- any holdout table; users the model does not know are skipped
 CREATE TABLE ee_hold AS SELECT user_id, item_id FROM rec.model_holdout WHERE model_id = :m

@@ -11,7 +11,8 @@
  *	- sampled (He et al. 2017): each user's held-out items are ranked among
  *	  them plus the given negatives (a negative equal to a held-out item
  *	  counts once, as in NCF's evaluation code). Items the model does not
- *	  know score 0.
+ *	  know score 0. A user without negatives is not evaluated (its items
+ *	  would rank first among themselves alone) but counted.
  *
  * Either way the top k (score descending, ties by item id ascending) is
  * scored with the metrics of eval.h and averaged over the users the model
@@ -381,7 +382,8 @@ rec_evaluate(PG_FUNCTION_ARGS)
 				sum_n = 0,
 				sum_ap = 0;
 	int64		evaluated = 0,
-				skipped = 0;
+				skipped = 0,
+				no_negatives = 0;
 	float	   *scores = NULL;
 	uint32	   *mark = NULL;
 	uint32		stamp = 0;
@@ -529,6 +531,12 @@ rec_evaluate(PG_FUNCTION_ARGS)
 			{
 				int64		nc = 0;
 
+				if (ng >= negs.n || negs.p[ng].user != u)
+				{
+					/* nothing to rank against: a hit by construction */
+					no_negatives++;
+					continue;
+				}
 				/* candidates: relevant items and negatives, each once */
 				for (; ng < negs.n && negs.p[ng].user == u; ng++)
 				{
@@ -628,6 +636,8 @@ rec_evaluate(PG_FUNCTION_ARGS)
 	appendStringInfo(&res, "{\"protocol\": \"%s\", \"k\": %d, \"users\": " INT64_FORMAT
 					 ", \"users_skipped\": " INT64_FORMAT,
 					 sampled ? "sampled" : "full", k, evaluated, skipped);
+	if (sampled)
+		appendStringInfo(&res, ", \"users_without_negatives\": " INT64_FORMAT, no_negatives);
 	if (evaluated > 0)
 		appendStringInfo(&res, ", \"hit_rate\": %s, \"ndcg\": %s, \"recall\": %s, \"precision\": %s, \"map\": %s",
 						 float8out_internal(sum_h / evaluated), float8out_internal(sum_n / evaluated),
