@@ -21,21 +21,35 @@ my $m1 = $node->safe_psql('src', "SELECT rec.train('one', factors => 16, iterati
 my $m2 = $node->safe_psql('src', "SELECT rec.train('two', factors => 8, iterations => 5)");
 is($node->safe_psql('src', "SELECT rec.wait($m1, '60 s') || rec.wait($m2, '60 s')"), 'readyready', 'trained');
 $node->safe_psql('src', "SELECT rec.promote($m1); SELECT rec.promote($m2); SELECT rec.rollback()");
+$node->safe_psql('src', "SELECT rec.evaluate($m1)");
 
 my $snapshot = q{
 	SELECT 'models ' || string_agg(model_id || ':' || name || ':' || status || ':' || users || ':' || items
 								   || ':' || (metrics->'holdout'->>'ndcg'), ' ' ORDER BY model_id)
 	  FROM rec.models
 	UNION ALL
+	SELECT 'model rows ' || md5(string_agg(m::text, '|' ORDER BY model_id)) FROM rec.models m
+	UNION ALL
 	SELECT 'deployments ' || string_agg(surface || ':' || model_id, ' ') FROM rec.deployments
+	UNION ALL
+	SELECT 'deployment rows ' || md5(string_agg(d::text, '|' ORDER BY surface)) FROM rec.deployments d
 	UNION ALL
 	SELECT 'history ' || string_agg(action || ':' || model_id || ':' || undone, ' ' ORDER BY event_id)
 	  FROM rec.deployment_history
+	UNION ALL
+	SELECT 'history rows ' || md5(string_agg(h::text, '|' ORDER BY event_id)) FROM rec.deployment_history h
 	UNION ALL
 	SELECT 'holdout ' || count(*) || ' ' || md5(string_agg(h::text, '|' ORDER BY h::text)) FROM rec.model_holdout h
 	UNION ALL
 	SELECT 'factors ' || m || ' ' || md5(string_agg(f::text, '|' ORDER BY f::text))
 	  FROM unnest(ARRAY[} . "$m1, $m2" . q{]) m, rec.item_factors(m) f GROUP BY m
+	UNION ALL
+	SELECT 'user factors ' || m || ' ' || count(*) || ' ' || md5(string_agg(f::text, '|' ORDER BY f::text))
+	  FROM unnest(ARRAY[} . "$m1, $m2" . q{]) m, rec.user_factors(m) f GROUP BY m
+	UNION ALL
+	SELECT 'factor tables ' || string_agg(c.relname || ':' || pg_get_userbyid(c.relowner) || ':'
+										  || coalesce(c.relacl::text, '-'), ' ' ORDER BY c.relname)
+	  FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ '^model_[0-9]+_(user|item)_factors$'
 	UNION ALL
 	SELECT 'indexes ' || count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 	  JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'rec_hnsw'
