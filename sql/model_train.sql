@@ -177,6 +177,15 @@ SELECT rec.train('huge confidence', 'SELECT user_id, item_id, 1e37::float8 AS we
 SELECT rec.wait(:huge, '60 s');
 SELECT status, error FROM rec.models WHERE model_id = :huge;
 
+-- rec.models is a table: a job queued by hand, with parameters rec.train()
+-- would have refused (here none at all), fails cleanly
+INSERT INTO rec.models (name, source, source_query, requested_by)
+VALUES ('by hand', 'train_src', 'SELECT * FROM public.train_src', current_user)
+RETURNING model_id AS by_hand \gset
+SELECT rec.train('after one by hand', 'train_src', factors => 4, iterations => 2) AS after_hand \gset
+SELECT rec.wait(:by_hand, '60 s') AS by_hand, rec.wait(:after_hand, '60 s') AS after_it;
+SELECT status, error FROM rec.models WHERE model_id = :by_hand;
+
 -- holdout by date: dates beyond the timestamp range, and infinity, are
 -- still the latest
 CREATE TABLE date_src AS SELECT user_id, item_id, date '2020-01-01' + item_id AS occurred_at FROM train_src;

@@ -1449,6 +1449,8 @@ read_job(int64 model_id)
 	bool		isnull;
 	MemoryContext top = TopMemoryContext;
 	int			threads;
+	float8		reg,
+				alpha;
 
 	begin_xact();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1464,10 +1466,23 @@ read_job(int64 model_id)
 	job->requested_by = MemoryContextStrdup(top, SPI_getvalue(tup, td, 3));
 	job->p.factors = DatumGetInt32(SPI_getbinval(tup, td, 4, &isnull));
 	job->p.iterations = DatumGetInt32(SPI_getbinval(tup, td, 5, &isnull));
-	job->p.regularization = (float) DatumGetFloat8(SPI_getbinval(tup, td, 6, &isnull));
-	job->alpha = (float) DatumGetFloat8(SPI_getbinval(tup, td, 7, &isnull));
-	job->p.solver = strcmp(SPI_getvalue(tup, td, 8), "cholesky") == 0 ?
-		ALS_SOLVER_CHOLESKY : ALS_SOLVER_CG;
+	reg = DatumGetFloat8(SPI_getbinval(tup, td, 6, &isnull));
+	if (isnull)
+		reg = 0;
+	alpha = DatumGetFloat8(SPI_getbinval(tup, td, 7, &isnull));
+	if (isnull)
+		alpha = -1;
+	{
+		/* params were written by rec.train(), but rec.models is a table */
+		char	   *solver = SPI_getvalue(tup, td, 8);
+
+		if (solver && strcmp(solver, "cholesky") == 0)
+			job->p.solver = ALS_SOLVER_CHOLESKY;
+		else if (solver && strcmp(solver, "cg") == 0)
+			job->p.solver = ALS_SOLVER_CG;
+		else
+			job->p.solver = -1;
+	}
 	job->p.cg_steps = DatumGetInt32(SPI_getbinval(tup, td, 9, &isnull));
 	job->p.seed = (uint64) DatumGetInt64(SPI_getbinval(tup, td, 10, &isnull));
 	threads = DatumGetInt32(SPI_getbinval(tup, td, 11, &isnull));
@@ -1484,13 +1499,17 @@ read_job(int64 model_id)
 	SPI_finish();
 	CommitTransactionCommand();
 
-	if (job->p.factors < 1 || job->p.factors > ALS_MAX_FACTORS ||
+	/* the ranges rec.train() enforces */
+	if (job->p.solver < 0 ||
+		job->p.factors < 1 || job->p.factors > ALS_MAX_FACTORS ||
 		job->p.iterations < 1 || job->p.iterations > REC_TRAIN_MAX_HISTORY ||
 		job->p.cg_steps < 1 || job->p.cg_steps > ALS_MAX_CG_STEPS ||
-		!(job->p.regularization > 0) || !(job->alpha >= 0))
+		!(reg >= FLT_MIN && reg <= FLT_MAX) || !(alpha >= 0 && alpha <= FLT_MAX))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model " INT64_FORMAT " has invalid parameters", model_id)));
+	job->p.regularization = (float) reg;
+	job->alpha = (float) alpha;
 }
 
 static void
