@@ -508,7 +508,7 @@ rec_train_wait(PG_FUNCTION_ARGS)
 	TimestampTz deadline = 0;
 	RecTrainShared *sh = rec_train_shared();
 	AsOwner		owner;
-	char	   *status;
+	char	   *status = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(0))
@@ -534,6 +534,8 @@ rec_train_wait(PG_FUNCTION_ARGS)
 		become_owner(&owner);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		if (status)
+			pfree(status);		/* a long wait must not grow memory */
 		status = model_status(model_id, &mine);
 		status = MemoryContextStrdup(cxt, status);
 		SPI_finish();
