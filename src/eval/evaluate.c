@@ -507,6 +507,9 @@ rec_evaluate(PG_FUNCTION_ARGS)
 			const float *xu;
 			RecRankMetrics m;
 
+			/* one user may score every item of the model: check each time */
+			CHECK_FOR_INTERRUPTS();
+
 			/* this user's relevant items (hold is sorted by user, item) */
 			for (; h < hold.n && hold.p[h].user == u; h++)
 			{
@@ -622,8 +625,6 @@ rec_evaluate(PG_FUNCTION_ARGS)
 			sum_h += m.hit_rate;
 			sum_n += m.ndcg;
 			sum_ap += m.ap;
-			if ((ui & 255) == 0)
-				CHECK_FOR_INTERRUPTS();
 		}
 	}
 
