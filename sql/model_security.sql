@@ -73,6 +73,32 @@ SELECT rec.wait(:m4, '60 s');
 SELECT r->>'protocol' AS protocol, r->>'users' AS users, r->>'exclude' AS exclude
 FROM rec.evaluate(:m4) r;
 
+-- rec.training_progress shows a job to the role that queued it (and whoever
+-- has its privileges) and to pg_read_all_stats, not to everyone
+CREATE ROLE regress_rec_watcher;
+CREATE ROLE regress_rec_stats IN ROLE pg_read_all_stats;
+SET ROLE regress_rec_mallory;
+SELECT rec.train('slow source', 'SELECT user_id, item_id FROM public.sec_src, pg_sleep(30)') AS slow \gset
+RESET ROLE;
+DO $$ BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN EXISTS (SELECT FROM rec.training_progress WHERE phase = 'loading');
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
+SELECT name, phase FROM rec.training_progress;
+SET ROLE regress_rec_mallory;
+SELECT name, phase FROM rec.training_progress;
+SET ROLE regress_rec_stats;
+SELECT name, phase FROM rec.training_progress;
+SET ROLE regress_rec_watcher;
+SELECT count(*) AS jobs_seen FROM rec.training_progress;
+SELECT count(*) AS jobs_seen FROM rec.train_progress();
+RESET ROLE;
+SELECT rec.cancel(:slow);
+SELECT rec.wait(:slow, '60 s');
+DROP ROLE regress_rec_watcher, regress_rec_stats;
+
 -- The training worker runs as the bootstrap superuser. A search_path set
 -- for the database (by its owner, say) must not reach its own queries.
 DO $$ BEGIN

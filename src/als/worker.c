@@ -1464,6 +1464,14 @@ read_job(int64 model_id)
 	job->name = MemoryContextStrdup(top, SPI_getvalue(tup, td, 1));
 	job->source_query = MemoryContextStrdup(top, SPI_getvalue(tup, td, 2));
 	job->requested_by = MemoryContextStrdup(top, SPI_getvalue(tup, td, 3));
+	/* from now on the requester may watch the job in rec.training_progress */
+	{
+		Oid			requester = get_role_oid(job->requested_by, true);
+
+		rec_train_progress_begin(MySlot);
+		MySlot->requester = requester;
+		rec_train_progress_end(MySlot);
+	}
 	job->p.factors = DatumGetInt32(SPI_getbinval(tup, td, 4, &isnull));
 	job->p.iterations = DatumGetInt32(SPI_getbinval(tup, td, 5, &isnull));
 	reg = DatumGetFloat8(SPI_getbinval(tup, td, 6, &isnull));
@@ -1614,6 +1622,10 @@ claim_job(void)
 			elog(ERROR, "could not update rec.models");
 		/* from here on rec.cancel() finds the job in shared memory */
 		LWLockAcquire(rec_train_shared()->lock, LW_EXCLUSIVE);
+		/* nobody but the privileged watches it until read_job() knows who asked */
+		rec_train_progress_begin(MySlot);
+		MySlot->requester = InvalidOid;
+		rec_train_progress_end(MySlot);
 		MySlot->model_id = model_id;
 		MySlot->cancel = false;
 		LWLockRelease(rec_train_shared()->lock);

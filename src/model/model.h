@@ -59,6 +59,7 @@ typedef struct RecTrainSlot
 	 * change-count protocol of pgstat (retry while odd or changed).
 	 */
 	uint32		changecount;
+	Oid			requester;		/* role that queued the job: who may watch it */
 	int			phase;			/* RecTrainPhase */
 	int			iteration;		/* iterations done */
 	int			iterations;		/* iterations asked for */

@@ -127,9 +127,10 @@ CREATE VIEW @extschema@.training_progress AS
 	WHERE m.status = 'training';
 
 COMMENT ON VIEW @extschema@.training_progress
-	IS 'one row per training job running in this database';
+	IS 'one row per training job running in this database that the current role queued (all of them for pg_read_all_stats)';
 
--- like pg_stat_progress_*: anyone may watch
+-- anyone may look; rec.train_progress() shows each role the jobs it queued
+-- (members of pg_read_all_stats: all), as pg_stat_activity draws the line
 GRANT SELECT ON @extschema@.training_progress TO PUBLIC;
 
 -- reading a version's factors

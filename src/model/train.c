@@ -20,6 +20,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -664,7 +665,13 @@ rec_train_cancel(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(result);
 }
 
-/* rec.train_progress(): one row per job being trained in this database */
+/*
+ * rec.train_progress(): one row per job being trained in this database that
+ * the caller may watch: jobs queued by a role whose privileges it has, or
+ * every job for members of pg_read_all_stats (as pg_stat_activity and
+ * pg_cron's job tables draw the line). Others do not see the job at all:
+ * its model's name, its source's size and its worker's pid are not theirs.
+ */
 PG_FUNCTION_INFO_V1(rec_train_progress);
 Datum
 rec_train_progress(PG_FUNCTION_ARGS)
@@ -672,12 +679,14 @@ rec_train_progress(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	RecTrainShared *sh = rec_train_shared();
 	RecTrainSlot *copy;
+	bool		all;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (sh == NULL)
 		return (Datum) 0;
 
 	copy = palloc(sizeof(RecTrainSlot));
+	all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 	for (int i = 0; i < sh->nslots; i++)
 	{
 		RecTrainSlot *slot = &sh->slots[i];
@@ -702,6 +711,9 @@ rec_train_progress(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 		if (copy->dboid != MyDatabaseId || copy->model_id == 0)
+			continue;
+		if (!all && !(OidIsValid(copy->requester) &&
+					  has_privs_of_role(GetUserId(), copy->requester)))
 			continue;
 		copy->nhistory = Min(Max(copy->nhistory, 0), REC_TRAIN_MAX_HISTORY);
 		loss = palloc(sizeof(Datum) * Max(copy->nhistory, 1));
