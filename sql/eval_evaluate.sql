@@ -96,6 +96,13 @@ CREATE TABLE ee_hold AS SELECT user_id, item_id FROM rec.model_holdout WHERE mod
 SELECT r->>'users' AS users, r->>'users_skipped' AS skipped, r->>'protocol' AS protocol
 FROM rec.evaluate(:m, 'ee_hold', 5, exclude => 'SELECT user_id, item_id FROM ee_src') r;
 
+-- inputs may end in a line comment
+SELECT r->>'users' AS users, r->>'users_skipped' AS skipped
+FROM rec.evaluate(:m, 'SELECT * FROM ee_hold -- all of it', 5,
+				  exclude => 'SELECT user_id, item_id FROM ee_src -- all of it') r;
+SELECT r->>'users' AS users
+FROM rec.evaluate(:m, k => 3, negatives => 'SELECT * FROM ee_neg -- all of them') r;
+
 -- errors
 SELECT rec.evaluate(-1);
 SELECT rec.evaluate(:m, k => 0);

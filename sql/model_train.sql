@@ -241,3 +241,8 @@ REVOKE ALL ON FUNCTION rec.train(text, text, integer, integer, double precision,
 	double precision, text, integer, bigint, integer, boolean) FROM rec_test_analyst;
 REVOKE ALL ON train_src FROM rec_test_analyst;
 DROP ROLE rec_test_analyst;
+
+-- a source may end in a line comment (rec.train wraps it to check it)
+SELECT rec.train('trailing comment', 'SELECT user_id, item_id FROM train_src -- all of it',
+				 factors => 4, iterations => 2) AS tc \gset
+SELECT rec.wait(:tc, '60 s');

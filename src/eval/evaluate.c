@@ -154,7 +154,7 @@ static void
 fetch_pairs(const char *what, const char *query, int nargs, Oid *types, Datum *vals,
 			PairList *out)
 {
-	char	   *sql = psprintf("SELECT s.user_id, s.item_id FROM (%s) s", query);
+	char	   *sql = psprintf("SELECT s.user_id, s.item_id FROM (%s\n) s", query);
 	Portal		portal;
 
 	portal = SPI_cursor_open_with_args(NULL, sql, nargs, types, vals, NULL, true, 0);
@@ -212,7 +212,7 @@ fetch_training_pairs(int64 model_id, const char *query, const char *requester,
 		(void) set_config_option("search_path", search_path,
 								 PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-	fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e "
+	fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s\n) e "
 									"WHERE e.user_id IN (SELECT pg_catalog.unnest($1))", query),
 				1, types, vals, out);
 	AtEOXact_GUC(true, nest);
@@ -469,14 +469,14 @@ rec_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("user and item factors of model " INT64_FORMAT " differ in dimensions", model_id)));
 
 	if (sampled)
-		fetch_pairs("negatives", psprintf("SELECT n.user_id, n.item_id FROM (%s) n "
+		fetch_pairs("negatives", psprintf("SELECT n.user_id, n.item_id FROM (%s\n) n "
 										  "WHERE n.user_id IN (SELECT pg_catalog.unnest($1))",
 										  source_query(neg_arg)),
 					1, &arrtype, &arg, &negs);
 	else
 	{
 		if (excl_arg)
-			fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s) e "
+			fetch_pairs("exclude", psprintf("SELECT e.user_id, e.item_id FROM (%s\n) e "
 											"WHERE e.user_id IN (SELECT pg_catalog.unnest($1))",
 											source_query(excl_arg)),
 						1, &arrtype, &arg, &excl);

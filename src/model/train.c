@@ -272,8 +272,11 @@ check_source(const char *sql, bool holdout)
 				 errmsg("holdout needs a column occurred_at in the training source"),
 				 errdetail("Holdout keeps each user's latest interaction aside for evaluation.")));
 
-	/* privileges are checked when a query starts, not when it is parsed */
-	if (SPI_execute(psprintf("SELECT * FROM (%s) AS rec_source LIMIT 0", sql), true, 0) != SPI_OK_SELECT)
+	/*
+	 * Privileges are checked when a query starts, not when it is parsed.
+	 * (The newline lets a source end in a -- comment.)
+	 */
+	if (SPI_execute(psprintf("SELECT * FROM (%s\n) AS rec_source LIMIT 0", sql), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not check the training source");
 	SPI_finish();
 }
