@@ -246,3 +246,21 @@ DROP ROLE rec_test_analyst;
 SELECT rec.train('trailing comment', 'SELECT user_id, item_id FROM train_src -- all of it',
 				 factors => 4, iterations => 2) AS tc \gset
 SELECT rec.wait(:tc, '60 s');
+
+-- rec.cancel() locks the model's row until its transaction ends, and the
+-- job cannot end before: waiting in the same transaction is an error, not
+-- a wait that never ends (a job in its loading phase for 30 s here)
+SELECT rec.train('slow', 'SELECT user_id, item_id FROM train_src, pg_sleep(30)') AS slow \gset
+DO $$ BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN EXISTS (SELECT FROM rec.models WHERE name = 'slow' AND status = 'training');
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END $$;
+BEGIN;
+SELECT rec.cancel(:slow);
+SET LOCAL statement_timeout = '20s';
+SELECT rec.wait(:slow);
+ROLLBACK;
+SELECT rec.wait(:slow, '60 s');
+SELECT error FROM rec.models WHERE model_id = :slow;

@@ -480,9 +480,13 @@ rec_train(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(model_id);
 }
 
-/* status of a model, and whether our own transaction queued it */
+/*
+ * Status of a model, whether our own transaction queued (or last wrote) it,
+ * and whether our own transaction holds a lock on its row (rec.cancel()
+ * locks it, and the worker must update it before the job can end).
+ */
 static char *
-model_status(int64 model_id, bool *mine)
+model_status(int64 model_id, bool *mine, bool *locked)
 {
 	Datum		arg = Int64GetDatum(model_id);
 	Oid			argtype = INT8OID;
@@ -490,7 +494,8 @@ model_status(int64 model_id, bool *mine)
 	char	   *status;
 	Datum		x;
 
-	if (SPI_execute_with_args("SELECT status, (xmin::text)::bigint FROM rec.models WHERE model_id = $1",
+	if (SPI_execute_with_args("SELECT status, (xmin::text)::bigint, (xmax::text)::bigint "
+							  "FROM rec.models WHERE model_id = $1",
 							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read rec.models");
 	if (SPI_processed == 0)
@@ -500,6 +505,8 @@ model_status(int64 model_id, bool *mine)
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	x = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	*mine = !isnull && TransactionIdIsCurrentTransactionId((TransactionId) DatumGetInt64(x));
+	x = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	*locked = !isnull && TransactionIdIsCurrentTransactionId((TransactionId) DatumGetInt64(x));
 	return status;
 }
 
@@ -533,14 +540,15 @@ rec_train_wait(PG_FUNCTION_ARGS)
 
 	for (;;)
 	{
-		bool		mine;
+		bool		mine,
+					locked;
 
 		become_owner(&owner);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (status)
 			pfree(status);		/* a long wait must not grow memory */
-		status = model_status(model_id, &mine);
+		status = model_status(model_id, &mine, &locked);
 		status = MemoryContextStrdup(cxt, status);
 		SPI_finish();
 		restore_user(&owner);
@@ -552,6 +560,11 @@ rec_train_wait(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("model " INT64_FORMAT " was queued by this transaction; commit it before waiting", model_id),
 					 errhint("The training worker starts only once the transaction that called rec.train() has committed.")));
+		if (locked)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model " INT64_FORMAT " is locked by this transaction; its job cannot end before the transaction does", model_id),
+					 errhint("rec.cancel() locks the model's row: commit, then wait.")));
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			break;
 
