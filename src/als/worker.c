@@ -1744,8 +1744,16 @@ release_slot(int code, Datum arg)
 	if (MySlot == NULL)
 		return;
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+
+	/*
+	 * Only while the slot is still ours: once the main loop has given it up,
+	 * the launcher may already have handed it to a new worker, whose
+	 * progress writes must not interleave with ours (the change count
+	 * assumes one writer).
+	 */
 	if (MySlot->pid == MyProcPid)
 	{
+		rec_train_set_phase(MySlot, REC_PHASE_IDLE);
 		MySlot->dboid = InvalidOid;
 		MySlot->pid = 0;
 		MySlot->latch = NULL;
@@ -1755,7 +1763,6 @@ release_slot(int code, Datum arg)
 	}
 	launcher = sh->launcher_latch;
 	LWLockRelease(sh->lock);
-	rec_train_set_phase(MySlot, REC_PHASE_IDLE);
 	if (launcher)
 		SetLatch(launcher);
 	rec_train_broadcast();
