@@ -16,6 +16,7 @@ INSERT INTO train_src VALUES (1, 1, 2, '2023-06-01');
 -- argument checks happen in rec.train, before anything is queued
 SELECT rec.train(NULL);
 SELECT rec.train('');
+SELECT rec.train(repeat('x', 201));
 SELECT rec.train('x', 'train_src', factors => 0);
 SELECT rec.train('x', 'train_src', factors => 2000);
 SELECT rec.train('x', 'train_src', iterations => 0);

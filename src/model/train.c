@@ -26,6 +26,7 @@
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
@@ -367,7 +368,7 @@ rec_train(PG_FUNCTION_ARGS)
 	seed = PG_GETARG_INT64(8);
 	holdout = PG_GETARG_BOOL(10);
 
-	if (name[0] == '\0' || strlen(name) > 200)
+	if (name[0] == '\0' || pg_mbstrlen(name) > 200)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("name must have 1 to 200 characters")));
