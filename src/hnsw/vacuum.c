@@ -144,7 +144,8 @@ move_entry(VacState *vs)
 	}
 	else
 		GenericXLogAbort(state);
-	vs->meta = *mp;
+	/* mp pointed into the WAL state's copy, which is gone: read the buffer */
+	vs->meta = *RHnswPageGetMeta(BufferGetPage(buf));
 	UnlockReleaseBuffer(buf);
 }
 
@@ -609,12 +610,10 @@ free_deleted(VacState *vs)
 			memset(p, 0, info->slot_size);
 			RHnswPageGetOpaque(page)->nfree++;
 		}
-		op = RHnswPageGetOpaque(page);
 		if (state)
-		{
-			op = RHnswPageGetOpaque(page);
 			GenericXLogFinish(state);
-		}
+		/* page may have been the WAL state's copy, freed by now */
+		op = RHnswPageGetOpaque(BufferGetPage(buf));
 		if (op->nfree > 0)
 			RecordPageWithFreeSpace(vs->index, blk, BLCKSZ - 1);
 		UnlockReleaseBuffer(buf);
