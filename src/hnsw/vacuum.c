@@ -652,9 +652,28 @@ rhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 	if (vs.ndeleted > 0)
 	{
+		BlockNumber nblocks;
+
 		/* inserts that began before the marks are finished after this */
 		LockPage(index, RHNSW_UPDATE_LOCK, ExclusiveLock);
 		UnlockPage(index, RHNSW_UPDATE_LOCK, ExclusiveLock);
+
+		/*
+		 * Those inserts may have put their elements on pages added since
+		 * the marks began, with lists naming elements marked meanwhile:
+		 * repair those pages too. Inserts that begin from now on see the
+		 * marks and never link to a marked element.
+		 */
+		nblocks = RelationGetNumberOfBlocks(index);
+		if (nblocks > vs.nblocks)
+		{
+			uint32		nids = (uint32) (nblocks - 1) * vs.info.per_page;
+
+			vs.deleted = repalloc_huge(vs.deleted, nids);
+			memset(vs.deleted + vs.nids, 0, nids - vs.nids);
+			vs.nblocks = nblocks;
+			vs.nids = nids;
+		}
 
 		move_entry(&vs);
 		for (BlockNumber blk = 1; blk < vs.nblocks; blk++)

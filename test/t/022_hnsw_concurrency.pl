@@ -6,6 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 my $node = PostgreSQL::Test::Cluster->new('hnsw_conc');
 $node->init;
@@ -59,6 +60,50 @@ my $n = $node->safe_psql('postgres', q{
 	SET enable_seqscan = off;
 	SELECT count(*) FROM (SELECT id FROM t ORDER BY v OPERATOR(rec.<->) public.rv() LIMIT 100000) s});
 is($n, $node->safe_psql('postgres', 'SELECT count(*) FROM t'), 'an unbounded scan returns every row');
+
+# VACUUM while inserts extend the index. An insert that is in flight while
+# VACUUM marks the dead elements may link its new element, on a page added
+# after VACUUM began, to an element marked meanwhile; that list must be
+# repaired before the marked element's slot is freed. The vacuum is slowed
+# down (cost delay) so that many inserts overlap its marks; right after it,
+# before inserts could reuse the freed slots, no list may name a free slot.
+$node->safe_psql('postgres', q{
+	CREATE TABLE w (id serial PRIMARY KEY, v rec.vector(8)) WITH (autovacuum_enabled = off);
+	INSERT INTO w (v) SELECT public.rv() FROM generate_series(1, 10000);
+	CREATE INDEX w_idx ON w USING rec_hnsw (v rec.vector_l2_ops) WITH (m = 8, ef_construction = 32);
+	DELETE FROM w WHERE id % 2 = 0;
+});
+my $script = $node->basedir . '/w_insert.sql';
+open(my $fh, '>', $script) or die;
+print $fh "INSERT INTO w (v) SELECT public.rv();\n";
+close($fh);
+my ($out, $err) = ('', '');
+my $h = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '3', '-T', '120', '-f', $script,
+	  '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'>', \$out, '2>', \$err);
+my $before = $node->safe_psql('postgres', 'SELECT count(*) FROM w');
+for (my $i = 0; $i < 100; $i++)
+{
+	last if $node->safe_psql('postgres', 'SELECT count(*) FROM w') > $before + 200;
+	select(undef, undef, undef, 0.1);
+}
+# two rounds: the even rows deleted before the inserts began, then (deleted
+# while they run) the rows id % 4 = 1
+for my $round (1 .. 2)
+{
+	$node->safe_psql('postgres', 'DELETE FROM w WHERE id % 4 = 1') if $round == 2;
+	$node->safe_psql('postgres', q{
+		SET vacuum_cost_limit = 20;
+		SET vacuum_cost_delay = '1ms';
+		VACUUM w;
+	});
+	my ($ret, $cout, $cerr) = $node->psql('postgres', "SELECT rec.hnsw_check('w_idx')");
+	is($cerr, '', "round $round: no list names a freed slot after a vacuum that raced inserts");
+}
+$h->kill_kill;
+my $grown = $node->safe_psql('postgres', 'SELECT max(id) FROM w');
+cmp_ok($grown, '>', 11000, "inserts ran during the vacuums (ids up to $grown)");
 
 $node->stop;
 done_testing();
