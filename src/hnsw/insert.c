@@ -711,6 +711,29 @@ force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchos
 	RHnswSlot	ns;
 	RHnswSlot	xs;
 	bool		ok = false;
+	uint32	   *nlist = palloc(sizeof(uint32) * info->m0);
+	float	   *wvec = palloc(sizeof(float) * info->dims);
+	int			nn0;
+	uint32		wexp = RHNSW_INVALID;
+	bool		wlive = false;
+
+	/*
+	 * Learn beforehand whether the entry x displaces is live: one that is
+	 * marked deleted must not move to x's list, where the VACUUM removing
+	 * it may never look (x's page may be one it has repaired already, or
+	 * one added after it began).
+	 */
+	nn0 = copy_list(index, info, n, n, 0, nlist);
+	if (nn0 > 0)
+	{
+		float		norm2;
+		bool		deleted;
+
+		wexp = nlist[nn0 - 1];
+		wlive = rhnsw_read_vector(index, info, wexp, wvec, &norm2, &deleted) && !deleted;
+	}
+	pfree(nlist);
+	pfree(wvec);
 
 	if (xbuf != InvalidBuffer && xblk < nblk)
 		LockBuffer(xbuf, BUFFER_LOCK_EXCLUSIVE);
@@ -723,7 +746,7 @@ force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchos
 	ns = (RHnswSlot) rhnsw_page_slot(npage, rhnsw_id_offset(info, n));
 	xs = (RHnswSlot) rhnsw_page_slot(xpage, rhnsw_id_offset(info, x));
 	if (ns->kind == RHNSW_SLOT_ELEMENT && !ns->deleted && xs->kind == RHNSW_SLOT_ELEMENT &&
-		ns->count0 > 0)
+		ns->count0 > 0 && rhnsw_slot_nbrs(ns)[ns->count0 - 1] == wexp)
 	{
 		uint32	   *nn = rhnsw_slot_nbrs(ns);
 		uint32	   *xn = rhnsw_slot_nbrs(xs);
@@ -736,7 +759,7 @@ force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchos
 			nn[ns->count0++] = x;
 		else if (!present)
 		{
-			bool		wpresent = (w == x);
+			bool		wpresent = (w == x) || !wlive;
 
 			for (int j = 0; j < xs->count0; j++)
 				wpresent |= (xn[j] == w);
