@@ -1562,7 +1562,7 @@ overflow_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	if (!rhnsw_prepare_vector(index, &os->info, os->metric, values[0], os->vec, &norm2))
 		return;
-	rhnsw_insert_vector(index, os->vec, norm2, tid);
+	rhnsw_insert_vector(index, os->vec, norm2, tid, true);
 	os->inserted++;
 	CHECK_FOR_INTERRUPTS();
 }

@@ -369,8 +369,8 @@ extern bool rhnsw_read_vector(Relation index, const RHnswInfo *info, uint32 id,
 extern bool rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 						 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
 						 IndexInfo *indexInfo);
-extern void rhnsw_insert_vector(Relation index, const float *vec, float norm2,
-								ItemPointer tid);
+extern bool rhnsw_insert_vector(Relation index, const float *vec, float norm2,
+								ItemPointer tid, bool alone);
 extern bool rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
 							  uint32 id, const float *vec, uint32 entry, int entry_level,
 							  uint8 *reached, uint32 nids);

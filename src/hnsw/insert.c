@@ -13,6 +13,11 @@
  *	4. move the entry point if the new element is higher;
  *	5. add the back-links, one neighbour at a time.
  *
+ * An insert that finds no live element to link to (the first one, or one
+ * after VACUUM emptied the graph) makes its element the entry point, with
+ * the update lock held exclusively: two such inserts at once would leave
+ * one of the elements without any link.
+ *
  * A back-link that pushes another element v out of a full neighbour list
  * hands v to the new element's own list in the same record ("adoption"), so
  * v stays reachable: n -> new -> v. No step ever holds two buffer locks
@@ -227,9 +232,12 @@ set_dims(Relation index, int dims)
 	UnlockReleaseBuffer(buf);
 }
 
-/* raise the entry point */
+/*
+ * Raise the entry point to (entry, level), or put entry in place of
+ * replace, an entry point through which no live element could be found.
+ */
 static void
-update_meta(Relation index, uint32 entry, int level)
+update_meta(Relation index, uint32 entry, int level, uint32 replace)
 {
 	Buffer		buf = ReadBuffer(index, RHNSW_META_BLKNO);
 	GenericXLogState *state;
@@ -241,7 +249,9 @@ update_meta(Relation index, uint32 entry, int level)
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	mp = RHnswPageGetMeta(page);
-	if (entry != RHNSW_INVALID && (mp->entry == RHNSW_INVALID || level > mp->entry_level))
+	if (entry != RHNSW_INVALID &&
+		(mp->entry == RHNSW_INVALID || level > mp->entry_level ||
+		 (replace != RHNSW_INVALID && mp->entry == replace)))
 	{
 		mp->entry = entry;
 		mp->entry_level = level;
@@ -783,8 +793,17 @@ force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchos
 
 /* ---------------------------------------------------------------- insert */
 
-void
-rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer tid)
+/*
+ * Insert one prepared vector. The caller holds the update lock: in share
+ * mode (alone = false), or exclusively, or is the only writer (a build).
+ * Returns false, having changed nothing, when the graph offers no live
+ * element to link to and the lock is only shared: the new element must
+ * then become the entry point, which two inserts must not do at once (the
+ * loser would be left unreachable), so the caller retries alone.
+ */
+bool
+rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer tid,
+					bool alone)
 {
 	RHnswMetaData meta;
 	RHnswInfo	info;
@@ -871,11 +890,16 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 		}
 	}
 
+	if (nres0 == 0 && !alone)
+		return false;
+
 	xid = write_element(index, &info, vec, norm2, tid, lists[0], counts[0]);
 	if (level > 0)
 		write_upper(index, &info, xid, level, lists, counts);
-	if (meta.entry == RHNSW_INVALID || level > meta.entry_level)
-		update_meta(index, xid, level);
+	if (nres0 == 0)
+		update_meta(index, xid, level, meta.entry);
+	else if (level > meta.entry_level)
+		update_meta(index, xid, level, RHNSW_INVALID);
 
 	for (int lc = level; lc >= 0; lc--)
 	{
@@ -906,6 +930,7 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 				linked0 = force_link0(index, &info, res0[i].id, xid, counts[0]);
 		}
 	}
+	return true;
 }
 
 bool
@@ -938,8 +963,16 @@ rhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	if (rhnsw_prepare_vector(index, &info, meta.metric, values[0], vec, &norm2))
 	{
 		LockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
-		rhnsw_insert_vector(index, vec, norm2, heap_tid);
-		UnlockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
+		if (rhnsw_insert_vector(index, vec, norm2, heap_tid, false))
+			UnlockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
+		else
+		{
+			/* first element, or nothing live left: alone */
+			UnlockPage(index, RHNSW_UPDATE_LOCK, ShareLock);
+			LockPage(index, RHNSW_UPDATE_LOCK, ExclusiveLock);
+			rhnsw_insert_vector(index, vec, norm2, heap_tid, true);
+			UnlockPage(index, RHNSW_UPDATE_LOCK, ExclusiveLock);
+		}
 	}
 
 	MemoryContextSwitchTo(old);

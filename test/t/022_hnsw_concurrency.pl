@@ -105,5 +105,29 @@ $h->kill_kill;
 my $grown = $node->safe_psql('postgres', 'SELECT max(id) FROM w');
 cmp_ok($grown, '>', 11000, "inserts ran during the vacuums (ids up to $grown)");
 
+# Inserts into an empty index race to become the entry point: none of the
+# first elements may be left without a link (each round: 16 clients insert
+# one row each into a freshly emptied index, then the check).
+$node->safe_psql('postgres', q{
+	CREATE TABLE e (id serial, v rec.vector(8));
+	CREATE INDEX e_idx ON e USING rec_hnsw (v rec.vector_l2_ops);
+});
+my $escript = $node->basedir . '/e_insert.sql';
+open($fh, '>', $escript) or die;
+print $fh "INSERT INTO e (v) VALUES ('[1,2,3,4,5,6,7,8]');\n";
+close($fh);
+my $unreachable = 0;
+for my $i (1 .. 50)
+{
+	$node->safe_psql('postgres', 'TRUNCATE e');
+	IPC::Run::run(
+		[ 'pgbench', '-n', '-c', '16', '-t', '1', '-f', $escript,
+		  '-h', $node->host, '-p', $node->port, 'postgres' ],
+		'>', \$out, '2>', \$err) or die "pgbench failed: $err";
+	my ($ret, $cout, $cerr) = $node->psql('postgres', "SELECT rec.hnsw_check('e_idx')");
+	$unreachable++ if $cerr ne '';
+}
+is($unreachable, 0, 'concurrent first inserts leave no element unreachable');
+
 $node->stop;
 done_testing();
