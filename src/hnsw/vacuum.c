@@ -20,7 +20,8 @@
  *
  * Every list rewrite compares the list with what the repair was computed
  * from, under the exclusive page lock, and starts over if an insert
- * changed it in between.
+ * changed it in between; after a few such attempts it only drops the
+ * deleted entries, so that no list names a slot that pass 5 frees.
  */
 #include "postgres.h"
 
@@ -312,6 +313,8 @@ list_has_deleted(VacState *vs, const uint32 *ids, int n)
 	return false;
 }
 
+#define RHNSW_REPAIR_ATTEMPTS 5
+
 static void
 repair_page(VacState *vs, BlockNumber blk)
 {
@@ -320,7 +323,7 @@ repair_page(VacState *vs, BlockNumber blk)
 	int			njobs = 0;
 	int			capjobs = 0;
 
-	for (int attempt = 0; attempt < 5; attempt++)
+	for (int attempt = 0; attempt < RHNSW_REPAIR_ATTEMPTS; attempt++)
 	{
 		Buffer		buf = ReadBuffer(vs->index, blk);
 		Page		page;
@@ -434,7 +437,33 @@ repair_page(VacState *vs, BlockNumber blk)
 			}
 			if (*cnt != job->nold || memcmp(ids, job->old, sizeof(uint32) * job->nold) != 0)
 			{
-				retry = true;	/* an insert got there first */
+				/* an insert got there first */
+				if (attempt < RHNSW_REPAIR_ATTEMPTS - 1)
+				{
+					retry = true;
+					continue;
+				}
+
+				/*
+				 * Out of attempts: at least drop the marked entries, which
+				 * needs no other page. The list must not name a slot that
+				 * is about to be freed.
+				 */
+				{
+					int			cap = job->lc == 0 ? info->m0 : info->m;
+					int			k = 0;
+					int			n = Min(*cnt, cap);
+
+					for (int i = 0; i < n; i++)
+						if (!is_deleted(vs, ids[i]))
+							ids[k++] = ids[i];
+					if (k != *cnt)
+					{
+						*cnt = k;
+						changed = true;
+						vs->nrepaired++;
+					}
+				}
 				continue;
 			}
 			memcpy(ids, job->new, sizeof(uint32) * job->nnew);
