@@ -125,6 +125,44 @@ mark_deleted(VacState *vs, IndexBulkDeleteResult *stats,
 
 /* ---------------------------------------------------------------- pass 2 */
 
+/*
+ * The marks found no live element, but inserts may have added some since
+ * the marks passed their pages (or on pages added meanwhile): look again,
+ * so that the entry point does not go while live elements remain.
+ */
+static void
+find_live_entry(VacState *vs)
+{
+	const RHnswInfo *info = &vs->info;
+
+	for (BlockNumber blk = 1; blk < vs->nblocks; blk++)
+	{
+		Buffer		buf = ReadBuffer(vs->index, blk);
+		Page		page;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS)
+		{
+			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+			{
+				RHnswSlot	s = (RHnswSlot) rhnsw_page_slot(page, off);
+
+				if (s->kind == RHNSW_SLOT_ELEMENT && !s->deleted &&
+					(int) s->level > vs->best_level)
+				{
+					vs->best_level = s->level;
+					vs->best_live = rhnsw_make_id(info, blk, off);
+				}
+			}
+		}
+		UnlockReleaseBuffer(buf);
+		vacuum_delay_point();
+	}
+}
+
 static void
 move_entry(VacState *vs)
 {
@@ -704,6 +742,8 @@ rhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			vs.nids = nids;
 		}
 
+		if (vs.best_live == RHNSW_INVALID)
+			find_live_entry(&vs);
 		move_entry(&vs);
 		for (BlockNumber blk = 1; blk < vs.nblocks; blk++)
 		{
