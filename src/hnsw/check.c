@@ -230,7 +230,13 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 				RHnswSlot	s = (RHnswSlot) p;
 				uint32	   *nb = rhnsw_slot_nbrs(s);
 
-				for (int i = 0; i < s->count0; i++)
+				/*
+				 * The lists of a deleted element are never used to link and
+				 * scans check what they find: while VACUUM frees elements
+				 * page by page (or after a crash in the middle of that) they
+				 * may name slots already freed.
+				 */
+				for (int i = 0; i < s->count0 && !s->deleted; i++)
 				{
 					if (nb[i] >= nids || kind[nb[i]] != RHNSW_SLOT_ELEMENT)
 						CORRUPT(index, "Element %u names neighbour %u on layer 0, which is not an element (%s).",
@@ -259,6 +265,9 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 				if (u->nlevels != level[u->owner])
 					CORRUPT(index, "Upper slot %u holds %u levels, its element has level %u.",
 							id, u->nlevels, level[u->owner]);
+				/* as for the layer-0 list of a deleted element, above */
+				if (deleted[u->owner])
+					continue;
 				for (int lc = 1; lc <= u->nlevels; lc++)
 				{
 					int			cnt = rhnsw_upper_counts(u)[lc - 1];

@@ -15,8 +15,10 @@
  *	4. reachability: a breadth-first walk from the entry point that avoids
  *	   deleted elements; an element it cannot reach is linked from the
  *	   closest reachable one.
- *	5. free: deleted elements and their UPPER slots become free slots, and
- *	   the pages are recorded in the free space map for inserts to reuse.
+ *	5. free: deleted elements and their UPPER slots become free slots (an
+ *	   element and its UPPER slot in one record, so that a crash never
+ *	   leaves one without the other), and the pages are recorded in the free
+ *	   space map for inserts to reuse.
  *
  * Every list rewrite compares the list with what the repair was computed
  * from, under the exclusive page lock, and starts over if an insert
@@ -634,10 +636,64 @@ ensure_reachable(VacState *vs)
 
 /* ---------------------------------------------------------------- pass 5 */
 
+/* is this slot the UPPER slot of element owner? */
+static inline bool
+upper_of(const char *p, uint32 owner)
+{
+	return ((RHnswUpper) p)->kind == RHNSW_SLOT_UPPER && ((RHnswUpper) p)->owner == owner;
+}
+
+/*
+ * Free deleted element e and its UPPER slot u, which lies on another page,
+ * in one record (pages locked in block order): an element and its UPPER
+ * slot come and go together, so that a crash never leaves one without the
+ * other.
+ */
+static void
+free_pair(VacState *vs, uint32 e, uint32 u)
+{
+	const RHnswInfo *info = &vs->info;
+	BlockNumber eblk = rhnsw_id_block(info, e);
+	BlockNumber ublk = rhnsw_id_block(info, u);
+	Buffer		ebuf = ReadBuffer(vs->index, eblk);
+	Buffer		ubuf = ReadBuffer(vs->index, ublk);
+	GenericXLogState *state;
+	Page		epage;
+	Page		upage;
+	RHnswSlot	es;
+	char	   *up;
+
+	LockBuffer(eblk < ublk ? ebuf : ubuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(eblk < ublk ? ubuf : ebuf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(vs->index);
+	epage = GenericXLogRegisterBuffer(state, ebuf, 0);
+	upage = GenericXLogRegisterBuffer(state, ubuf, 0);
+	es = (RHnswSlot) rhnsw_page_slot(epage, rhnsw_id_offset(info, e));
+	up = rhnsw_page_slot(upage, rhnsw_id_offset(info, u));
+	if (es->kind == RHNSW_SLOT_ELEMENT && es->deleted && es->upper == u)
+	{
+		memset(es, 0, info->slot_size);
+		RHnswPageGetOpaque(epage)->nfree++;
+		if (upper_of(up, e))
+		{
+			memset(up, 0, info->slot_size);
+			RHnswPageGetOpaque(upage)->nfree++;
+		}
+		GenericXLogFinish(state);
+		RecordPageWithFreeSpace(vs->index, eblk, BLCKSZ - 1);
+		RecordPageWithFreeSpace(vs->index, ublk, BLCKSZ - 1);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(ebuf);
+	UnlockReleaseBuffer(ubuf);
+}
+
 static void
 free_deleted(VacState *vs)
 {
 	const RHnswInfo *info = &vs->info;
+	uint32	   *pairs = palloc(sizeof(uint32) * 2 * info->per_page);
 
 	for (BlockNumber blk = 1; blk < vs->nblocks; blk++)
 	{
@@ -646,9 +702,12 @@ free_deleted(VacState *vs)
 		GenericXLogState *state = NULL;
 		OffsetNumber maxoff;
 		RHnswPageOpaque op;
+		int			npairs = 0;
 
 		vacuum_delay_point();
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+
+		/* elements whose UPPER slot is on another page: two-page records */
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		if (PageIsNew(page) || RHnswPageGetOpaque(page)->type != RHNSW_PAGE_SLOTS)
 		{
@@ -658,21 +717,54 @@ free_deleted(VacState *vs)
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 		{
+			RHnswSlot	s = (RHnswSlot) rhnsw_page_slot(page, off);
+			uint32		id = rhnsw_make_id(info, blk, off);
+
+			if (s->kind == RHNSW_SLOT_ELEMENT && s->deleted && is_deleted(vs, id) &&
+				s->upper != RHNSW_INVALID && s->upper < vs->nids &&
+				rhnsw_id_block(info, s->upper) != blk)
+			{
+				pairs[npairs++] = id;
+				pairs[npairs++] = s->upper;
+			}
+		}
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		for (int i = 0; i < npairs; i += 2)
+			free_pair(vs, pairs[i], pairs[i + 1]);
+
+		/* the rest: elements, with their UPPER slot when it is on this page */
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
 			char	   *p = rhnsw_page_slot(page, off);
 			uint32		id = rhnsw_make_id(info, blk, off);
-			bool		release = false;
+			uint32		upper;
+			bool		upper_here;
 
-			if (((RHnswSlot) p)->kind == RHNSW_SLOT_ELEMENT)
-				release = ((RHnswSlot) p)->deleted && is_deleted(vs, id);
-			else if (((RHnswUpper) p)->kind == RHNSW_SLOT_UPPER)
-				release = is_deleted(vs, ((RHnswUpper) p)->owner);
-			if (!release)
+			if (((RHnswSlot) p)->kind != RHNSW_SLOT_ELEMENT ||
+				!((RHnswSlot) p)->deleted || !is_deleted(vs, id))
 				continue;
+			upper = ((RHnswSlot) p)->upper;
+			upper_here = upper != RHNSW_INVALID && upper < vs->nids &&
+				rhnsw_id_block(info, upper) == blk;
+			if (upper != RHNSW_INVALID && upper < vs->nids && !upper_here)
+				continue;		/* free_pair's business */
 			if (state == NULL)
 			{
 				state = GenericXLogStart(vs->index);
 				page = GenericXLogRegisterBuffer(state, buf, 0);
 				p = rhnsw_page_slot(page, off);
+			}
+			if (upper_here)
+			{
+				char	   *up = rhnsw_page_slot(page, rhnsw_id_offset(info, upper));
+
+				if (upper_of(up, id))
+				{
+					memset(up, 0, info->slot_size);
+					RHnswPageGetOpaque(page)->nfree++;
+				}
 			}
 			memset(p, 0, info->slot_size);
 			RHnswPageGetOpaque(page)->nfree++;
@@ -685,6 +777,7 @@ free_deleted(VacState *vs)
 			RecordPageWithFreeSpace(vs->index, blk, BLCKSZ - 1);
 		UnlockReleaseBuffer(buf);
 	}
+	pfree(pairs);
 }
 
 IndexBulkDeleteResult *
