@@ -11,8 +11,10 @@
  * reachable from the entry point over layer 0.
  *
  * The heap is locked in SHARE mode, which keeps writers and VACUUM out
- * while the check runs. During recovery (on a standby) the heap part is
- * skipped, as a SHARE lock cannot be taken there.
+ * while the check runs. During recovery (on a standby) that lock cannot be
+ * taken and replay goes on meanwhile: the heap part and reachability are
+ * skipped, a reference that looks wrong is looked at again as it is now,
+ * and slots that changed since the first pass are passed over.
  */
 #include "postgres.h"
 
@@ -46,6 +48,73 @@ typedef struct CheckState
 			(errcode(ERRCODE_INDEX_CORRUPTED), \
 			 errmsg("index \"%s\" is corrupted", RelationGetRelationName(idx)), \
 			 errdetail(__VA_ARGS__)))
+
+/*
+ * A slot's header as it is now. On a standby, replay goes on during the
+ * check, so a reference that looks wrong against what pass 1 saw is looked
+ * at again before it is reported.
+ */
+typedef struct SlotNow
+{
+	uint8		kind;
+	uint8		level;
+	uint32		upper;			/* ELEMENT: its UPPER slot */
+	uint32		owner;			/* UPPER: its element */
+} SlotNow;
+
+static void
+slot_now(Relation index, const RHnswInfo *info, uint32 id, SlotNow *out)
+{
+	BlockNumber blkno = rhnsw_id_block(info, id);
+	OffsetNumber off = rhnsw_id_offset(info, id);
+	Buffer		buf;
+	Page		page;
+
+	memset(out, 0, sizeof(SlotNow));
+	if (id == RHNSW_INVALID || blkno >= RelationGetNumberOfBlocks(index))
+		return;
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS &&
+		off <= PageGetMaxOffsetNumber(page))
+	{
+		char	   *p = rhnsw_page_slot(page, off);
+
+		out->kind = *(uint8 *) p;
+		if (out->kind == RHNSW_SLOT_ELEMENT)
+		{
+			out->level = ((RHnswSlot) p)->level;
+			out->upper = ((RHnswSlot) p)->upper;
+		}
+		else if (out->kind == RHNSW_SLOT_UPPER)
+			out->owner = ((RHnswUpper) p)->owner;
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/* during recovery: is id now an element of at least level lc? */
+static bool
+element_now(Relation index, const RHnswInfo *info, uint32 id, int lc)
+{
+	SlotNow		sn;
+
+	slot_now(index, info, id, &sn);
+	return sn.kind == RHNSW_SLOT_ELEMENT && sn.level >= lc;
+}
+
+/* during recovery: are element e and UPPER slot u now each other's? */
+static bool
+pair_now(Relation index, const RHnswInfo *info, uint32 e, uint32 u)
+{
+	SlotNow		se;
+	SlotNow		su;
+
+	slot_now(index, info, e, &se);
+	slot_now(index, info, u, &su);
+	return se.kind == RHNSW_SLOT_ELEMENT && se.upper == u &&
+		su.kind == RHNSW_SLOT_UPPER && su.owner == e;
+}
 
 static int
 tid_cmp(const void *a, const void *b)
@@ -225,11 +294,24 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 			uint32		id = rhnsw_make_id(info, blk, off);
 			char	   *p = rhnsw_page_slot(page, off);
 
+			/* on a standby the slot may have changed since pass 1 */
+			if (*(uint8 *) p != kind[id])
+			{
+				if (recovery)
+					continue;
+				CORRUPT(index, "Slot %u changed during the check.", id);
+			}
 			if (kind[id] == RHNSW_SLOT_ELEMENT)
 			{
 				RHnswSlot	s = (RHnswSlot) p;
 				uint32	   *nb = rhnsw_slot_nbrs(s);
 
+				if (s->count0 > info->m0 || s->level > info->maxlevel)
+				{
+					if (recovery)
+						continue;
+					CORRUPT(index, "Element %u changed during the check.", id);
+				}
 				/*
 				 * The lists of a deleted element are never used to link and
 				 * scans check what they find: while VACUUM frees elements
@@ -238,7 +320,8 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 				 */
 				for (int i = 0; i < s->count0 && !s->deleted; i++)
 				{
-					if (nb[i] >= nids || kind[nb[i]] != RHNSW_SLOT_ELEMENT)
+					if ((nb[i] >= nids || kind[nb[i]] != RHNSW_SLOT_ELEMENT) &&
+						!(recovery && element_now(index, info, nb[i], 0)))
 						CORRUPT(index, "Element %u names neighbour %u on layer 0, which is not an element (%s).",
 								id, nb[i], nb[i] >= nids ? "beyond the end" :
 								kind[nb[i]] == RHNSW_SLOT_FREE ? "a free slot" : "an upper slot");
@@ -247,7 +330,8 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 				}
 				if (s->level > 0)
 				{
-					if (s->upper >= nids || kind[s->upper] != RHNSW_SLOT_UPPER)
+					if ((s->upper >= nids || kind[s->upper] != RHNSW_SLOT_UPPER) &&
+						!(recovery && pair_now(index, info, id, s->upper)))
 						CORRUPT(index, "Element %u of level %u has no valid upper slot (%u).",
 								id, s->level, s->upper);
 				}
@@ -257,18 +341,40 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 			else if (kind[id] == RHNSW_SLOT_UPPER)
 			{
 				RHnswUpper	u = (RHnswUpper) p;
+				int			nlevels = u->nlevels;
 
-				if (u->owner >= nids || kind[u->owner] != RHNSW_SLOT_ELEMENT ||
-					upper[u->owner] != id)
-					CORRUPT(index, "Upper slot %u belongs to %u, which does not point back to it.",
-							id, u->owner);
-				if (u->nlevels != level[u->owner])
-					CORRUPT(index, "Upper slot %u holds %u levels, its element has level %u.",
-							id, u->nlevels, level[u->owner]);
+				if ((u->owner >= nids || kind[u->owner] != RHNSW_SLOT_ELEMENT ||
+					 upper[u->owner] != id || u->nlevels != level[u->owner]) && recovery)
+				{
+					SlotNow		so;
+
+					/* compare with the element as it is now */
+					slot_now(index, info, u->owner, &so);
+					if (so.kind != RHNSW_SLOT_ELEMENT || so.upper != id ||
+						so.level != u->nlevels || !pair_now(index, info, u->owner, id))
+						continue;	/* changed under replay: skip */
+				}
+				else
+				{
+					if (u->owner >= nids || kind[u->owner] != RHNSW_SLOT_ELEMENT ||
+						upper[u->owner] != id)
+						CORRUPT(index, "Upper slot %u belongs to %u, which does not point back to it.",
+								id, u->owner);
+					if (u->nlevels != level[u->owner])
+						CORRUPT(index, "Upper slot %u holds %u levels, its element has level %u.",
+								id, u->nlevels, level[u->owner]);
+				}
+				if (nlevels > info->maxlevel)
+				{
+					if (recovery)
+						continue;
+					CORRUPT(index, "Upper slot %u holds %d levels, at most %d allowed.",
+							id, nlevels, info->maxlevel);
+				}
 				/* as for the layer-0 list of a deleted element, above */
-				if (deleted[u->owner])
+				if (u->owner < nids && deleted[u->owner])
 					continue;
-				for (int lc = 1; lc <= u->nlevels; lc++)
+				for (int lc = 1; lc <= nlevels; lc++)
 				{
 					int			cnt = rhnsw_upper_counts(u)[lc - 1];
 					uint32	   *l = rhnsw_upper_ids(info, u, lc);
@@ -277,7 +383,8 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 						CORRUPT(index, "Element %u has %d neighbours on layer %d, at most %d allowed.",
 								u->owner, cnt, lc, info->m);
 					for (int i = 0; i < cnt; i++)
-						if (l[i] >= nids || kind[l[i]] != RHNSW_SLOT_ELEMENT || level[l[i]] < lc)
+						if ((l[i] >= nids || kind[l[i]] != RHNSW_SLOT_ELEMENT || level[l[i]] < lc) &&
+							!(recovery && element_now(index, info, l[i], lc)))
 							CORRUPT(index, "Element %u names neighbour %u on layer %d, which is not an element of that layer.",
 									u->owner, l[i], lc);
 				}
@@ -288,10 +395,31 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 	}
 
 	/* entry point */
-	if (nelements == 0)
+	if (nelements == 0 && !recovery)
 	{
 		if (meta.entry != RHNSW_INVALID)
 			CORRUPT(index, "The index has no elements but an entry point (%u).", meta.entry);
+		goto heapcheck;
+	}
+	if (recovery)
+	{
+		SlotNow		se;
+
+		/*
+		 * The entry point as it is now (replay may move it between the two
+		 * reads: look a few times). Reachability needs a still index.
+		 */
+		for (int attempt = 0;; attempt++)
+		{
+			rhnsw_read_meta(index, &meta);
+			slot_now(index, info, meta.entry, &se);
+			if (meta.entry == RHNSW_INVALID ||
+				(se.kind == RHNSW_SLOT_ELEMENT && (int) se.level == meta.entry_level))
+				break;
+			if (attempt == 2)
+				CORRUPT(index, "Entry point %u is not an element of level %d.",
+						meta.entry, meta.entry_level);
+		}
 		goto heapcheck;
 	}
 	if (meta.entry >= nids || kind[meta.entry] != RHNSW_SLOT_ELEMENT)
@@ -314,12 +442,16 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		s = (RHnswSlot) rhnsw_page_slot(BufferGetPage(buf), rhnsw_id_offset(info, e));
+		if (s->kind != RHNSW_SLOT_ELEMENT || s->count0 > info->m0 || cs.ntids >= nelements)
+			CORRUPT(index, "Element %u changed during the check.", e);
 		if (!s->deleted)
 			cs.tids[cs.ntids++] = s->heaptid;
 		for (int i = 0; i < s->count0; i++)
 		{
 			uint32		x = rhnsw_slot_nbrs(s)[i];
 
+			if (x >= nids)
+				CORRUPT(index, "Element %u names neighbour %u beyond the end.", e, x);
 			if (!reached[x])
 			{
 				reached[x] = 1;

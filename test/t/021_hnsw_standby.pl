@@ -7,6 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 my $primary = PostgreSQL::Test::Cluster->new('hnsw_primary');
 $primary->init(allows_streaming => 1);
@@ -58,6 +59,41 @@ compare('vacuum');
 $primary->safe_psql('postgres', 'INSERT INTO t (v) SELECT public.rv() FROM generate_series(1, 1500)');
 compare('reinserts into freed slots');
 $primary->safe_psql('postgres', "SELECT rec.hnsw_check('t_l2'), rec.hnsw_check('t_ip')");
+
+# rec.hnsw_check on the standby while the primary keeps changing the index:
+# replay goes on during the check, which must not report what it saw
+# half-replayed as corruption
+my $script = $primary->basedir . '/churn.sql';
+open(my $fh, '>', $script) or die;
+print $fh q{
+\set r random(1, 6000)
+INSERT INTO t (v) SELECT public.rv() FROM generate_series(1, 10);
+DELETE FROM t WHERE id IN (SELECT id FROM t WHERE id >= :r ORDER BY id LIMIT 8);
+};
+close($fh);
+my $vscript = $primary->basedir . '/vacuum.sql';
+open($fh, '>', $vscript) or die;
+print $fh "VACUUM t;\n";
+close($fh);
+my ($out, $err) = ('', '');
+my $h = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '2', '-T', '8', '-f', "$script\@10", '-f', "$vscript\@1",
+	  '-h', $primary->host, '-p', $primary->port, 'postgres' ],
+	'>', \$out, '2>', \$err);
+my $checks = 0;
+my @errors;
+while ($h->pumpable)
+{
+	my ($ret, $cout, $cerr) = $standby->psql('postgres',
+		"SELECT rec.hnsw_check('t_l2'), rec.hnsw_check('t_ip')");
+	push @errors, $cerr if $cerr ne '';
+	$checks++;
+	$h->pump_nb;
+}
+$h->finish;
+ok($checks > 3, "checked the standby $checks times during replay");
+is(join("\n", @errors), '', 'no corruption reported on the standby during replay');
+compare('churn');
 
 # the standby replayed everything with page consistency checks on
 my $log = slurp_file($standby->logfile);
