@@ -108,7 +108,7 @@ for my $ms (300, 900, 1800)
 	$nleft = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
 	is($node->safe_psql('postgres', qq{
 		SET enable_seqscan = off;
-		SELECT count(*) FROM (SELECT id FROM t ORDER BY v OPERATOR(rec.<->) public.rv() LIMIT 100000) s}),
+		SELECT count(*) FROM (SELECT id FROM t ORDER BY v OPERATOR(rec.<->) (SELECT public.rv()) LIMIT 100000) s}),
 		$nleft, 'and returns every row');
 	$node->safe_psql('postgres', 'VACUUM t');
 	($ret, $cout, $cerr) = $node->psql('postgres', "SELECT rec.hnsw_check('t_idx')");
@@ -152,7 +152,7 @@ my ($ret, $cout, $cerr) = $node->psql('postgres', "SELECT rec.hnsw_check('c_idx'
 is($cerr, '', 'index intact after a crash while VACUUM frees slots');
 is($node->safe_psql('postgres', q{
 	SET enable_seqscan = off;
-	SELECT count(*) FROM (SELECT id FROM c ORDER BY v OPERATOR(rec.<->) public.rv8() LIMIT 100000) s}),
+	SELECT count(*) FROM (SELECT id FROM c ORDER BY v OPERATOR(rec.<->) (SELECT public.rv8()) LIMIT 100000) s}),
 	'3000', 'and returns every row');
 $node->safe_psql('postgres', 'VACUUM c');
 ($ret, $cout, $cerr) = $node->psql('postgres', "SELECT rec.hnsw_check('c_idx')");

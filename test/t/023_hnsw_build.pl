@@ -98,7 +98,7 @@ like($err, qr/graph did not fit into maintenance_work_mem/, 'and says so');
 $node->safe_psql('postgres', "SELECT rec.hnsw_check('wide_idx')");
 is($node->safe_psql('postgres', q{
 	SET enable_seqscan = off;
-	SELECT count(*) FROM (SELECT id FROM wide ORDER BY v OPERATOR(rec.<->) public.rv(200) LIMIT 5000) s}),
+	SELECT count(*) FROM (SELECT id FROM wide ORDER BY v OPERATOR(rec.<->) (SELECT public.rv(200)) LIMIT 5000) s}),
 	'3000', 'every row is in the index');
 is($node->safe_psql('postgres', q{
 	SET enable_seqscan = off;
@@ -115,7 +115,7 @@ is($ret, 0, 'parallel build beyond maintenance_work_mem succeeds');
 $node->safe_psql('postgres', "SELECT rec.hnsw_check('wide_idx')");
 is($node->safe_psql('postgres', q{
 	SET enable_seqscan = off;
-	SELECT count(*) FROM (SELECT id FROM wide ORDER BY v OPERATOR(rec.<->) public.rv(200) LIMIT 5000) s}),
+	SELECT count(*) FROM (SELECT id FROM wide ORDER BY v OPERATOR(rec.<->) (SELECT public.rv(200)) LIMIT 5000) s}),
 	'3000', 'every row is in the index (parallel)');
 
 $node->stop;
