@@ -194,6 +194,8 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 	cs.metric = meta.metric;
 	if (meta.metric < RHNSW_METRIC_L2 || meta.metric > RHNSW_METRIC_COS)
 		CORRUPT(index, "Meta page names metric %u.", meta.metric);
+	if (meta.dims != 0 && (meta.m < RHNSW_MIN_M || meta.m > RHNSW_MAX_M))
+		CORRUPT(index, "Meta page has m = %u.", meta.m);
 	if (meta.dims == 0)
 	{
 		if (nblocks > 1 || meta.entry != RHNSW_INVALID)
@@ -244,6 +246,11 @@ rec_hnsw_check(PG_FUNCTION_ARGS)
 			if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) != (unsigned) info->slot_size)
 				CORRUPT(index, "Slot (%u,%u) has length %u, expected %d.", blk, off,
 						ItemIdGetLength(iid), info->slot_size);
+			if (ItemIdGetOffset(iid) < ((PageHeader) page)->pd_upper ||
+				ItemIdGetOffset(iid) + info->slot_size > ((PageHeader) page)->pd_special ||
+				ItemIdGetOffset(iid) != MAXALIGN(ItemIdGetOffset(iid)))
+				CORRUPT(index, "Slot (%u,%u) at offset %u lies outside the page's item space.",
+						blk, off, ItemIdGetOffset(iid));
 			p = rhnsw_page_slot(page, off);
 			kind[id] = *(uint8 *) p;
 			upper[id] = RHNSW_INVALID;

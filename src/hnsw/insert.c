@@ -755,6 +755,12 @@ force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchos
 	xpage = (xbuf == InvalidBuffer) ? npage : GenericXLogRegisterBuffer(state, xbuf, 0);
 	ns = (RHnswSlot) rhnsw_page_slot(npage, rhnsw_id_offset(info, n));
 	xs = (RHnswSlot) rhnsw_page_slot(xpage, rhnsw_id_offset(info, x));
+	if (ns->count0 > info->m0 || xs->count0 > info->m0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is corrupted", RelationGetRelationName(index)),
+				 errdetail("Element %u or %u has more than %d layer-0 neighbours.",
+						   n, x, info->m0)));
 	if (ns->kind == RHNSW_SLOT_ELEMENT && !ns->deleted && xs->kind == RHNSW_SLOT_ELEMENT &&
 		ns->count0 > 0 && rhnsw_slot_nbrs(ns)[ns->count0 - 1] == wexp)
 	{
@@ -1045,7 +1051,8 @@ rhnsw_link_orphan(Relation index, const RHnswInfo *info, int metric,
 		state = GenericXLogStart(index);
 		page = GenericXLogRegisterBuffer(state, buf, 0);
 		rs = (RHnswSlot) rhnsw_page_slot(page, rhnsw_id_offset(info, r));
-		if (rs->kind == RHNSW_SLOT_ELEMENT && !rs->deleted && rs->count0 > 0)
+		if (rs->kind == RHNSW_SLOT_ELEMENT && !rs->deleted && rs->count0 > 0 &&
+			rs->count0 <= info->m0)
 		{
 			uint32	   *nb = rhnsw_slot_nbrs(rs);
 			bool		present = false;

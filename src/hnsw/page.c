@@ -125,11 +125,21 @@ rhnsw_get_info(Relation index, RHnswInfo *info, RHnswMetaData *meta)
 	rhnsw_read_meta(index, meta);
 	if (meta->dims == 0)
 		return false;
-	rhnsw_info_compute(info, meta->dims, meta->m, meta->efc, meta->metric);
-	if ((uint32) info->slot_size != meta->slot_size || (uint32) info->per_page != meta->per_page)
+	if (meta->m < RHNSW_MIN_M || meta->m > RHNSW_MAX_M ||
+		meta->metric < RHNSW_METRIC_L2 || meta->metric > RHNSW_METRIC_COS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has an inconsistent meta page", RelationGetRelationName(index))));
+				 errmsg("index \"%s\" has an inconsistent meta page", RelationGetRelationName(index)),
+				 errdetail("m = %u, metric %u.", meta->m, meta->metric)));
+	rhnsw_info_compute(info, meta->dims, meta->m, meta->efc, meta->metric);
+	if ((uint32) info->slot_size != meta->slot_size || (uint32) info->per_page != meta->per_page ||
+		meta->entry_level < -1 || meta->entry_level > info->maxlevel ||
+		(meta->entry == RHNSW_INVALID) != (meta->entry_level == -1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has an inconsistent meta page", RelationGetRelationName(index)),
+				 errdetail("Slot size %u, %u slots per page, entry point %u at level %d.",
+						   meta->slot_size, meta->per_page, meta->entry, meta->entry_level)));
 	return true;
 }
 

@@ -209,8 +209,14 @@ read_list(VacState *vs, uint32 id, int lc, uint32 *out)
 		buf = ReadBuffer(vs->index, rhnsw_id_block(info, id));
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		s = (RHnswSlot) rhnsw_page_slot(page, rhnsw_id_offset(info, id));
-		listid = (s->kind == RHNSW_SLOT_ELEMENT && s->level >= lc) ? s->upper : RHNSW_INVALID;
+		listid = RHNSW_INVALID;
+		if (!PageIsNew(page) && RHnswPageGetOpaque(page)->type == RHNSW_PAGE_SLOTS &&
+			rhnsw_id_offset(info, id) <= PageGetMaxOffsetNumber(page))
+		{
+			s = (RHnswSlot) rhnsw_page_slot(page, rhnsw_id_offset(info, id));
+			if (s->kind == RHNSW_SLOT_ELEMENT && s->level >= lc)
+				listid = s->upper;
+		}
 		UnlockReleaseBuffer(buf);
 		if (listid == RHNSW_INVALID)
 			return 0;
