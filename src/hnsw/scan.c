@@ -109,7 +109,9 @@ graph_budget(RHnswScanOpaque *so, Relation index)
 
 	if (so->fallback)
 	{
-		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+		/* the descent has read the relation's size already */
+		BlockNumber nblocks = so->s.nblocks > 0 ? so->s.nblocks :
+			RelationGetNumberOfBlocks(index);
 		int64		slots = (int64) (Max(nblocks, 1) - 1) * so->info.per_page;
 		int64		even = slots / RHNSW_EXACT_COST_RATIO;
 
