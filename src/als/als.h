@@ -134,14 +134,16 @@ typedef struct AlsHoldout
  * rank item hold[u] among all items except the user's training items (the
  * row): rank = the number that come first, by score (x_u . y_i) descending,
  * then by index. Averages the metrics at k over those users, on `threads`
- * threads. Returns ALS_OK, ALS_STOPPED, ALS_NOMEM or ALS_THREAD.
+ * threads. Returns ALS_OK, ALS_STOPPED, ALS_NOMEM or ALS_THREAD; on
+ * failure err holds a message.
  */
-/* Bytes als_eval_holdout allocates for this shape; false on overflow. */
-extern int	als_eval_bytes(uint32_t nitems, int kpad, int threads, size_t *bytes);
-
 extern int	als_eval_holdout(const AlsFactors *f, const AlsMatrix *users,
 							 const uint32_t *hold, int k, int threads,
-							 const AlsCallbacks *cb, AlsHoldout *res);
+							 const AlsCallbacks *cb, AlsHoldout *res,
+							 char *err, size_t errlen);
+
+/* Bytes als_eval_holdout allocates for this shape; false on overflow. */
+extern int	als_eval_bytes(uint32_t nitems, int kpad, int threads, size_t *bytes);
 
 /* Name of the kernel set in use ("avx512", "avx2", "portable"). */
 extern const char *als_kernel_name(void);

@@ -1117,6 +1117,7 @@ typedef struct Engine
 	/* pool */
 	pthread_t  *tids;
 	int			started;		/* helper threads running */
+	int			thread_error;	/* what pthread_create returned, if it failed */
 	pthread_mutex_t mu;
 	pthread_cond_t start_cv;
 	pthread_cond_t done_cv;
@@ -1202,6 +1203,7 @@ pool_start(Engine *eng)
 	sigset_t	all,
 				old;
 	int			rc = ALS_OK;
+	int			err;
 
 	pthread_mutex_init(&eng->mu, NULL);
 	pthread_cond_init(&eng->start_cv, NULL);
@@ -1217,8 +1219,10 @@ pool_start(Engine *eng)
 	{
 		eng->args[t].eng = eng;
 		eng->args[t].tid = t;
-		if (pthread_create(&eng->tids[t], NULL, helper_main, &eng->args[t]) != 0)
+		/* pthread_create returns its error; it does not set errno */
+		if ((err = pthread_create(&eng->tids[t], NULL, helper_main, &eng->args[t])) != 0)
 		{
+			eng->thread_error = err;
 			rc = ALS_THREAD;
 			break;
 		}
@@ -1709,7 +1713,7 @@ done:
 			errmsg_set(err, errlen, "out of memory");
 			break;
 		case ALS_THREAD:
-			errmsg_set(err, errlen, "could not start a training thread: %s", strerror(errno));
+			errmsg_set(err, errlen, "could not start a training thread: %s", strerror(eng.thread_error));
 			break;
 		default:
 			errmsg_set(err, errlen, "training failed: a system of equations was not positive definite or the loss is not finite (raise regularization)");
@@ -1813,7 +1817,8 @@ eval_chunk(Engine *eng, Scratch *s, uint32_t c)
 
 int
 als_eval_holdout(const AlsFactors *f, const AlsMatrix *users, const uint32_t *hold,
-				 int k, int threads, const AlsCallbacks *cb, AlsHoldout *res)
+				 int k, int threads, const AlsCallbacks *cb, AlsHoldout *res,
+				 char *err, size_t errlen)
 {
 	Engine		eng;
 	Pass		pass;
@@ -1874,6 +1879,12 @@ als_eval_holdout(const AlsFactors *f, const AlsMatrix *users, const uint32_t *ho
 		}
 	}
 	eval_ctx = NULL;
+	if (rc == ALS_THREAD)
+		errmsg_set(err, errlen, "could not start an evaluation thread: %s", strerror(eng.thread_error));
+	else if (rc == ALS_NOMEM)
+		errmsg_set(err, errlen, "out of memory");
+	else if (rc == ALS_STOPPED)
+		errmsg_set(err, errlen, "evaluation stopped");
 	for (int t = 0; ctx.S && t < eng.nthreads; t++)
 		free(ctx.S[t]);
 	for (int t = 0; ctx.Xb && t < eng.nthreads; t++)

@@ -1086,15 +1086,19 @@ evaluate_holdout(void)
 	const int	K = 10;
 	AlsCallbacks cb = {NULL, poll_cb, NULL};
 	AlsHoldout	h;
+	char		err[256];
 	int			rc;
 
-	rc = als_eval_holdout(&job->f, &job->um, job->hold, K, job->threads, &cb, &h);
+	err[0] = '\0';
+	rc = als_eval_holdout(&job->f, &job->um, job->hold, K, job->threads, &cb, &h,
+						  err, sizeof(err));
 	if (rc == ALS_STOPPED)
 		check_stop();
 	if (rc != ALS_OK)
 		ereport(ERROR,
 				(errcode(rc == ALS_NOMEM ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not evaluate the holdout of model " INT64_FORMAT, job->model_id)));
+				 errmsg("could not evaluate the holdout of model " INT64_FORMAT ": %s",
+						job->model_id, err)));
 
 	initStringInfo(&job->holdout_json);
 	if (h.users == 0)

@@ -2,7 +2,8 @@
 # progress is visible, rec.cancel() stops a job within a second, a crash, a
 # fast shutdown or a terminated worker leave the job failed with its reason
 # and nothing half-written, queued jobs survive a restart, the memory limit
-# refuses a job with a clear message, the thread cap applies, and the
+# refuses a job with a clear message, a thread that cannot start fails the
+# job with the reason, the thread cap applies, and the
 # portable and AVX2 kernels give the same model as the default one.
 use strict;
 use warnings;
@@ -168,6 +169,24 @@ $node->safe_psql('ro', q{SET default_transaction_read_only = off; ALTER DATABASE
 my $ro2 = $node->safe_psql('ro', "SELECT rec.train('writable again', 's', factors => 4, iterations => 2)");
 is($node->safe_psql('ro', "SELECT rec.wait($ro1, '60 s') || rec.wait($ro2, '60 s')"), 'readyready',
 	'the next job gets a new worker, which trains both');
+
+# --- a training thread that cannot be started: the job fails with the
+# reason pthread_create gave (it returns its error rather than setting
+# errno). The worker's process limit is lowered while the source sleeps,
+# so the second training thread of the job cannot start.
+$id = $node->safe_psql('postgres',
+	"SELECT rec.train('no thread', 'SELECT user_id, item_id FROM small, pg_sleep(1)', factors => 4, iterations => 2, threads => 2)");
+$node->poll_query_until('postgres',
+	"SELECT phase = 'loading' FROM rec.training_progress WHERE model_id = $id")
+  or die "job $id did not start loading";
+my $wpid = $node->safe_psql('postgres', "SELECT pid FROM rec.training_progress WHERE model_id = $id");
+system('prlimit', "--pid=$wpid", '--nproc=1:') == 0 or die "prlimit failed";
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'failed', 'job without its threads fails');
+like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id = $id"),
+	qr/^could not start a training thread: Resource temporarily unavailable$/,
+	'the error names what pthread_create returned');
+$id = $node->safe_psql('postgres', "SELECT rec.train('threads again', 'small', factors => 4, iterations => 2, threads => 2)");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'ready', 'the next job trains');
 
 # --- the memory limit
 $node->append_conf('postgresql.conf', "rec.train_memory_limit = '1MB'\n");
