@@ -1780,10 +1780,14 @@ rec_train_worker_main(Datum arg)
 	sigjmp_buf	local_sigjmp_buf;
 	bool		released = false;
 	static volatile bool recovering = false;
+	uint64		generation;
+	Oid			dboid = InvalidOid;
+	RecTrainSlot *slot;
 
 	if (sh == NULL || slotno < 0 || slotno >= sh->nslots)
 		proc_exit(0);
-	MySlot = &sh->slots[slotno];
+	slot = &sh->slots[slotno];
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
 
 	pqsignal(SIGTERM, trainer_sigterm);
 	pqsignal(SIGINT, trainer_sigint);
@@ -1796,7 +1800,29 @@ rec_train_worker_main(Datum arg)
 	openblas_set_num_threads(1);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnectionByOid(MySlot->dboid, InvalidOid, 0);
+	/*
+	 * Take the slot before connecting, so that a failure to connect (the
+	 * database was dropped, or does not allow connections) frees it too.
+	 * A launcher that no longer expected us (it took the slot back, see
+	 * launcher.c) has moved the generation on: then it is not ours.
+	 */
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	if (slot->generation == generation && OidIsValid(slot->dboid) && slot->pid == 0)
+	{
+		slot->pid = MyProcPid;
+		slot->latch = MyLatch;
+		dboid = slot->dboid;
+		MySlot = slot;
+	}
+	LWLockRelease(sh->lock);
+	if (MySlot == NULL)
+	{
+		elog(DEBUG1, "rec training worker: slot %d was given to another worker", slotno);
+		proc_exit(0);
+	}
+	before_shmem_exit(release_slot, 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
 	/*
 	 * The worker runs as the bootstrap superuser: its own queries must not
@@ -1806,12 +1832,6 @@ rec_train_worker_main(Datum arg)
 	 * query gets the search_path of its requester (load_source).
 	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
-
-	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	MySlot->pid = MyProcPid;
-	MySlot->latch = MyLatch;
-	LWLockRelease(sh->lock);
-	before_shmem_exit(release_slot, 0);
 	pgstat_report_appname("rec training worker");
 
 	if (!extension_installed())

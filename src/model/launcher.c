@@ -11,10 +11,24 @@
  * databases that rec.train() named at commit. At most
  * rec.max_training_workers run at once; the rest wait their turn.
  *
+ * The launcher's handles on the workers it registered live in its own
+ * memory. A launcher that is terminated is restarted by the postmaster
+ * (it exits with code 1 for that), and the new one has no handles: it
+ * finds each slot a worker holds through shared memory instead. A worker
+ * that has started frees its slot itself when it exits, even when it fails
+ * before it has connected to its database. A slot whose worker was
+ * registered by an earlier launcher but has not started after
+ * ORPHAN_GRACE_MS (the postmaster could not start it) is taken back, and
+ * its database gets a worker again; should that worker start after all, it
+ * sees from the slot's generation that the slot is no longer its own and
+ * leaves.
+ *
  * The worker's code is in rec_train.so (src/als), which links OpenBLAS;
  * this file only registers it, so OpenBLAS is never loaded here.
  */
 #include "postgres.h"
+
+#include <signal.h>
 
 #include "access/genam.h"
 #include "access/heapam.h"
@@ -33,16 +47,24 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "model/model.h"
+
+/* How long a slot may wait for a worker no launcher of ours registered. */
+#define ORPHAN_GRACE_MS		10000
 
 /* Databases this launcher still has to start a worker for. */
 static Oid *todo = NULL;
 static int	ntodo = 0;
 static int	maxtodo = 0;
 
-/* Our handle on each slot's worker, to notice workers that never started. */
+/*
+ * Our handle on each slot's worker, to notice workers that never started,
+ * and the slot's generation when we registered it.
+ */
 static BackgroundWorkerHandle *handles[REC_TRAIN_MAX_SLOTS];
+static uint64 handle_gen[REC_TRAIN_MAX_SLOTS];
 
 static void
 todo_add(Oid dboid)
@@ -92,7 +114,7 @@ scan_databases(void)
 }
 
 static bool
-start_worker(int slotno)
+start_worker(int slotno, uint64 generation)
 {
 	BackgroundWorker worker;
 
@@ -105,9 +127,23 @@ start_worker(int slotno)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "rec training worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "rec training worker");
 	worker.bgw_main_arg = Int32GetDatum(slotno);
+	memcpy(worker.bgw_extra, &generation, sizeof(generation));
 	worker.bgw_notify_pid = MyProcPid;
 
+	handle_gen[slotno] = generation;
 	return RegisterDynamicBackgroundWorker(&worker, &handles[slotno]);
+}
+
+static void
+free_slot(RecTrainSlot *slot)
+{
+	slot->dboid = InvalidOid;
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->pending = false;
+	slot->model_id = 0;
+	slot->cancel = false;
+	slot->generation++;
 }
 
 /*
@@ -126,20 +162,61 @@ reap_workers(RecTrainShared *sh)
 		if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
 			continue;
 		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-		if (OidIsValid(sh->slots[i].dboid) && sh->slots[i].pid == 0)
-		{
-			RecTrainSlot *slot = &sh->slots[i];
-
-			slot->dboid = InvalidOid;
-			slot->latch = NULL;
-			slot->pending = false;
-			slot->model_id = 0;
-			slot->cancel = false;
-		}
+		if (OidIsValid(sh->slots[i].dboid) && sh->slots[i].pid == 0 &&
+			sh->slots[i].generation == handle_gen[i])
+			free_slot(&sh->slots[i]);
 		LWLockRelease(sh->lock);
 		pfree(handles[i]);
 		handles[i] = NULL;
 	}
+}
+
+/*
+ * Slots held for a worker we have no handle on: an earlier launcher
+ * registered it. A worker that has started frees its slot when it exits;
+ * one whose process is gone without doing so, or that has not started
+ * within ORPHAN_GRACE_MS, will never free it: take the slot back and start
+ * a worker for its database again, so its queued jobs are not stranded.
+ * Returns how many milliseconds until a slot should be looked at again,
+ * or -1.
+ */
+static long
+recover_orphans(RecTrainShared *sh)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		wake = -1;
+
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < sh->nslots; i++)
+	{
+		RecTrainSlot *slot = &sh->slots[i];
+		Oid			db = slot->dboid;
+		bool		gone = false;
+
+		if (handles[i] != NULL || !OidIsValid(db))
+			continue;
+		if (slot->pid != 0)
+			gone = (kill(slot->pid, 0) != 0 && errno == ESRCH);
+		else if (TimestampDifferenceExceeds(slot->assigned_at, now, ORPHAN_GRACE_MS))
+			gone = true;
+		else
+		{
+			long		left = ORPHAN_GRACE_MS -
+				(long) ((now - slot->assigned_at) / 1000);
+
+			left = Max(left, 10);
+			wake = wake < 0 ? left : Min(wake, left);
+		}
+		if (!gone)
+			continue;
+		ereport(LOG,
+				(errmsg("rec: taking back training slot %d of database %u: its worker %s",
+						i, db, slot->pid != 0 ? "is gone" : "never started")));
+		free_slot(slot);
+		todo_add(db);
+	}
+	LWLockRelease(sh->lock);
+	return wake;
 }
 
 /* Returns true if some database is still waiting for a free slot. */
@@ -148,6 +225,7 @@ start_workers(RecTrainShared *sh)
 {
 	int			starting[REC_TRAIN_MAX_SLOTS];
 	Oid			startdb[REC_TRAIN_MAX_SLOTS];
+	uint64		startgen[REC_TRAIN_MAX_SLOTS];
 	int			nstart = 0;
 	bool		retry = false;
 
@@ -193,7 +271,10 @@ start_workers(RecTrainShared *sh)
 		sh->slots[freeslot].pending = true;
 		sh->slots[freeslot].model_id = 0;
 		sh->slots[freeslot].cancel = false;
+		sh->slots[freeslot].generation++;
+		sh->slots[freeslot].assigned_at = GetCurrentTimestamp();
 		starting[nstart] = freeslot;
+		startgen[nstart] = sh->slots[freeslot].generation;
 		startdb[nstart] = db;
 		nstart++;
 		todo_remove(t);
@@ -202,12 +283,11 @@ start_workers(RecTrainShared *sh)
 
 	for (int s = 0; s < nstart; s++)
 	{
-		if (start_worker(starting[s]))
+		if (start_worker(starting[s], startgen[s]))
 			continue;
 		/* no background worker slot free: put it back and try later */
 		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-		sh->slots[starting[s]].dboid = InvalidOid;
-		sh->slots[starting[s]].pending = false;
+		free_slot(&sh->slots[starting[s]]);
 		LWLockRelease(sh->lock);
 		handles[starting[s]] = NULL;
 		todo_add(startdb[s]);
@@ -242,6 +322,8 @@ rec_train_launcher_main(Datum arg)
 	for (;;)
 	{
 		bool		rescan;
+		long		timeout;
+		long		orphan_wake;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
@@ -253,6 +335,7 @@ rec_train_launcher_main(Datum arg)
 		}
 
 		reap_workers(sh);
+		orphan_wake = recover_orphans(sh);
 
 		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 		rescan = sh->rescan;
@@ -263,9 +346,12 @@ rec_train_launcher_main(Datum arg)
 
 		retry = start_workers(sh);
 
+		timeout = retry ? 1000L : 60000L;
+		if (orphan_wake >= 0)
+			timeout = Min(timeout, orphan_wake);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 retry ? 1000L : 60000L,
+						 timeout,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -274,5 +360,12 @@ rec_train_launcher_main(Datum arg)
 	sh->launcher_pid = 0;
 	sh->launcher_latch = NULL;
 	LWLockRelease(sh->lock);
-	proc_exit(0);
+
+	/*
+	 * Exit code 0 would unregister the launcher for good: after a
+	 * pg_terminate_backend() no training would start again until the
+	 * server restarts. With 1 the postmaster starts a new launcher after
+	 * bgw_restart_time (at a shutdown it starts nothing).
+	 */
+	proc_exit(1);
 }

@@ -47,6 +47,10 @@ typedef struct RecTrainSlot
 	/* Assignment: protected by RecTrainShared.lock. */
 	Oid			dboid;			/* database served; InvalidOid when free */
 	int			pid;			/* worker's pid, 0 until it has started */
+	uint64		generation;		/* bumped at each assignment (and when the
+								 * launcher takes a slot back): a worker
+								 * started for an older one leaves at once */
+	TimestampTz assigned_at;	/* when the launcher assigned it */
 	Latch	   *latch;			/* worker's latch, NULL until started */
 	bool		pending;		/* a job was queued since the last scan */
 	int64		model_id;		/* job being trained, 0 if none */
