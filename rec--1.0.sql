@@ -708,7 +708,10 @@ CREATE TABLE @extschema@.models (
 	source       text NOT NULL,
 	source_query text NOT NULL,
 	status       text NOT NULL DEFAULT 'queued',
-	requested_by name NOT NULL,
+	-- the role, by OID: a job runs as the role that queued it even if it is
+	-- renamed, and fails if it is dropped (a role created again under the
+	-- same name is another role). pg_dump writes it as the role's name.
+	requested_by regrole NOT NULL,
 	created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	started_at   timestamptz,
 	finished_at  timestamptz,

@@ -181,7 +181,7 @@ SELECT status, error FROM rec.models WHERE model_id = :huge;
 -- rec.models is a table: a job queued by hand, with parameters rec.train()
 -- would have refused (here none at all), fails cleanly
 INSERT INTO rec.models (name, source, source_query, requested_by)
-VALUES ('by hand', 'train_src', 'SELECT * FROM public.train_src', current_user)
+VALUES ('by hand', 'train_src', 'SELECT * FROM public.train_src', current_user::regrole)
 RETURNING model_id AS by_hand \gset
 SELECT rec.train('after one by hand', 'train_src', factors => 4, iterations => 2) AS after_hand \gset
 SELECT rec.wait(:by_hand, '60 s') AS by_hand, rec.wait(:after_hand, '60 s') AS after_it;
@@ -242,6 +242,48 @@ REVOKE ALL ON FUNCTION rec.train(text, text, integer, integer, double precision,
 	double precision, text, integer, bigint, integer, boolean) FROM rec_test_analyst;
 REVOKE ALL ON train_src FROM rec_test_analyst;
 DROP ROLE rec_test_analyst;
+
+-- the requesting role is recorded by OID: renamed before its job runs, it
+-- is still the role the job runs as; dropped and created again under the
+-- same name, it is another role, and the job fails rather than run as it
+CREATE ROLE rec_test_trainers;
+GRANT EXECUTE ON FUNCTION rec.train(text, text, integer, integer, double precision,
+	double precision, text, integer, bigint, integer, boolean), rec.cancel(bigint) TO rec_test_trainers;
+GRANT SELECT ON train_src TO rec_test_trainers;
+CREATE ROLE rec_test_renamed IN ROLE rec_test_trainers;
+CREATE ROLE rec_test_recreated IN ROLE rec_test_trainers;
+BEGIN;
+SET LOCAL ROLE rec_test_renamed;
+SELECT rec.train('renamed', 'train_src', factors => 4, iterations => 2) AS renamed \gset
+RESET ROLE;
+ALTER ROLE rec_test_renamed RENAME TO rec_test_renamed_now;
+CREATE ROLE rec_test_renamed;	-- the old name, but no right to read the source
+COMMIT;
+SELECT rec.wait(:renamed, '60 s');
+SELECT status, error, requested_by FROM rec.models WHERE model_id = :renamed;
+BEGIN;
+SET LOCAL ROLE rec_test_recreated;
+SELECT rec.train('recreated', 'train_src', factors => 4, iterations => 2) AS recreated \gset
+RESET ROLE;
+DROP ROLE rec_test_recreated;
+CREATE ROLE rec_test_recreated IN ROLE rec_test_trainers;	-- may read the source
+COMMIT;
+SELECT rec.wait(:recreated, '60 s');
+SELECT status, regexp_replace(error, 'OID [0-9]+', 'OID n') AS error,
+	   requested_by = 'rec_test_recreated'::regrole AS as_new_role
+FROM rec.models WHERE model_id = :recreated;
+-- a role may still cancel its own jobs after a rename; nobody but a
+-- superuser may cancel those of a dropped role
+SET ROLE rec_test_renamed_now;
+SELECT rec.cancel(:renamed);
+RESET ROLE;
+SET ROLE rec_test_recreated;
+SELECT rec.cancel(:recreated);
+RESET ROLE;
+REVOKE ALL ON FUNCTION rec.train(text, text, integer, integer, double precision,
+	double precision, text, integer, bigint, integer, boolean), rec.cancel(bigint) FROM rec_test_trainers;
+REVOKE ALL ON train_src FROM rec_test_trainers;
+DROP ROLE rec_test_renamed, rec_test_renamed_now, rec_test_recreated, rec_test_trainers;
 
 -- a source may end in a line comment (rec.train wraps it to check it)
 SELECT rec.train('trailing comment', 'SELECT user_id, item_id FROM train_src -- all of it',

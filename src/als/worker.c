@@ -113,7 +113,7 @@ typedef struct Job
 	int64		model_id;
 	char	   *name;
 	char	   *source_query;
-	char	   *requested_by;
+	Oid			requested_by;	/* role that queued the job */
 	char	   *search_path;
 	AlsParams	p;
 	float		alpha;
@@ -687,11 +687,17 @@ load_source(void)
 
 	begin_xact();
 	XactReadOnly = true;
-	role = get_role_oid(job->requested_by, true);
-	if (!OidIsValid(role))
+	/*
+	 * By OID: a renamed role is still the one that asked; one dropped (and
+	 * perhaps created again under its name, which makes another role) is
+	 * not, and nobody else may stand in for it.
+	 */
+	role = job->requested_by;
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role \"%s\", which queued this job, no longer exists", job->requested_by)));
+				 errmsg("the role that queued this job (OID %u) no longer exists", role),
+				 errhint("A role that was dropped and created again is another role: queue the job again as that role.")));
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
@@ -1442,7 +1448,7 @@ read_job(int64 model_id)
 	Datum		arg = Int64GetDatum(model_id);
 	Oid			argtype = INT8OID;
 	const char *sql =
-		"SELECT name, source_query, requested_by::text, "
+		"SELECT name, source_query, requested_by::pg_catalog.oid, "
 		"       (params->>'factors')::int, (params->>'iterations')::int, "
 		"       (params->>'regularization')::float8, (params->>'alpha')::float8, "
 		"       params->>'solver', (params->>'cg_steps')::int, (params->>'seed')::bigint, "
@@ -1467,15 +1473,13 @@ read_job(int64 model_id)
 	td = SPI_tuptable->tupdesc;
 	job->name = MemoryContextStrdup(top, SPI_getvalue(tup, td, 1));
 	job->source_query = MemoryContextStrdup(top, SPI_getvalue(tup, td, 2));
-	job->requested_by = MemoryContextStrdup(top, SPI_getvalue(tup, td, 3));
+	job->requested_by = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
+	if (isnull)
+		job->requested_by = InvalidOid;
 	/* from now on the requester may watch the job in rec.training_progress */
-	{
-		Oid			requester = get_role_oid(job->requested_by, true);
-
-		rec_train_progress_begin(MySlot);
-		MySlot->requester = requester;
-		rec_train_progress_end(MySlot);
-	}
+	rec_train_progress_begin(MySlot);
+	MySlot->requester = job->requested_by;
+	rec_train_progress_end(MySlot);
 	job->p.factors = DatumGetInt32(SPI_getbinval(tup, td, 4, &isnull));
 	job->p.iterations = DatumGetInt32(SPI_getbinval(tup, td, 5, &isnull));
 	reg = DatumGetFloat8(SPI_getbinval(tup, td, 6, &isnull));

@@ -41,6 +41,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 
 #include "eval/eval.h"
 #include "vector/vector.h"
@@ -190,19 +191,19 @@ fetch_pairs(const char *what, const char *query, int nargs, Oid *types, Datum *v
  * superuser) never runs another role's query with their own privileges.
  */
 static void
-fetch_training_pairs(int64 model_id, const char *query, const char *requester,
+fetch_training_pairs(int64 model_id, const char *query, Oid role,
 					 const char *search_path, Oid *types, Datum *vals, PairList *out)
 {
-	Oid			role = get_role_oid(requester, true);
 	Oid			saved_user;
 	int			saved_sec;
 	int			nest;
 
-	if (!OidIsValid(role))
+	/* by OID: a role dropped and created again under its name is another */
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role \"%s\", which trained model " INT64_FORMAT ", no longer exists",
-						requester, model_id),
+				 errmsg("the role that trained model " INT64_FORMAT " (OID %u) no longer exists",
+						model_id, role),
 				 errhint("Give the items to exclude with the exclude argument.")));
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
 	SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -364,7 +365,7 @@ rec_evaluate(PG_FUNCTION_ARGS)
 	Datum		arg;
 	char	   *status;
 	char	   *model_source = NULL;
-	char	   *model_requester = NULL;
+	Oid			model_requester = InvalidOid;
 	char	   *model_search_path = NULL;
 	Factors		items,
 				users;
@@ -413,7 +414,7 @@ rec_evaluate(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	arg = Int64GetDatum(model_id);
-	if (SPI_execute_with_args("SELECT status, source_query, requested_by::pg_catalog.text, "
+	if (SPI_execute_with_args("SELECT status, source_query, requested_by::pg_catalog.oid, "
 							  "params OPERATOR(pg_catalog.->>) 'search_path' "
 							  "FROM rec.models WHERE model_id OPERATOR(pg_catalog.=) $1",
 							  1, &int8type, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -424,7 +425,14 @@ rec_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("model " INT64_FORMAT " does not exist", model_id)));
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	model_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	model_requester = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	{
+		bool		isnull;
+
+		model_requester = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 3, &isnull));
+		if (isnull)
+			model_requester = InvalidOid;
+	}
 	model_search_path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 	if (strcmp(status, "ready") != 0 && strcmp(status, "promoted") != 0)
 		ereport(ERROR,

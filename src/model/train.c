@@ -342,10 +342,9 @@ rec_train(PG_FUNCTION_ARGS)
 	const char *sql;
 	StringInfoData params;
 	Datum		values[5];
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTOID};
 	int64		model_id;
 	AsOwner		owner;
-	char	   *role;
 
 	require_shared();
 	ARG_NOT_NULL(0, "name");
@@ -446,18 +445,17 @@ rec_train(PG_FUNCTION_ARGS)
 	json_key_text(&params, "search_path", GetConfigOption("search_path", false, false));
 	appendStringInfoChar(&params, '}');
 
-	role = GetUserNameFromId(GetUserId(), false);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(params.data);
 	values[2] = CStringGetTextDatum(sql);
-	values[3] = CStringGetTextDatum(role);
+	values[3] = ObjectIdGetDatum(GetUserId());
 	values[4] = CStringGetTextDatum(source_arg ? source_arg : "rec.events");
 
 	become_owner(&owner);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("INSERT INTO rec.models (name, algorithm, params, source_query, requested_by, source) "
-							  "VALUES ($1, 'als', $2::pg_catalog.jsonb, $3, $4::pg_catalog.name, $5) "
+							  "VALUES ($1, 'als', $2::pg_catalog.jsonb, $3, $4, $5) "
 							  "RETURNING model_id",
 							  5, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
@@ -608,8 +606,8 @@ rec_train_cancel(PG_FUNCTION_ARGS)
 	RecTrainShared *sh = rec_train_shared();
 	AsOwner		owner;
 	char	   *status;
-	char	   *requester;
-	Oid			requester_oid;
+	Oid			requester;
+	bool		isnull;
 	bool		result = false;
 	Oid			caller = GetUserId();
 
@@ -624,15 +622,24 @@ rec_train_cancel(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model " INT64_FORMAT " does not exist", model_id)));
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	requester = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	requester_oid = get_role_oid(requester, true);
+	requester = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (!superuser_arg(caller) &&
-		!(OidIsValid(requester_oid) && has_privs_of_role(caller, requester_oid)))
+		!(!isnull && SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(requester)) &&
+		  has_privs_of_role(caller, requester)))
+	{
+		char	   *rname = isnull ? NULL : GetUserNameFromId(requester, true);
+
+		if (rname)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to cancel model " INT64_FORMAT, model_id),
+					 errdetail("Only roles with the privileges of role \"%s\", which queued it, may cancel it.",
+							   rname)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to cancel model " INT64_FORMAT, model_id),
-				 errdetail("Only roles with the privileges of role \"%s\", which queued it, may cancel it.",
-						   requester)));
+				 errdetail("The role that queued it no longer exists; only a superuser may cancel it.")));
+	}
 
 	if (strcmp(status, "queued") == 0)
 	{

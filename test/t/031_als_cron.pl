@@ -44,7 +44,7 @@ my $id = $node->safe_psql('postgres', q{SELECT model_id FROM rec.models WHERE na
 ok($id ne '', 'the scheduled job queued a model');
 is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'ready',
 	'the scheduled training ran to the end');
-is($node->safe_psql('postgres', "SELECT requested_by = current_user FROM rec.models WHERE model_id = $id"),
+is($node->safe_psql('postgres', "SELECT requested_by = current_user::regrole FROM rec.models WHERE model_id = $id"),
 	't', 'queued as the role that owns the schedule');
 is($node->safe_psql('postgres', "SELECT count(*) > 0 FROM rec.item_factors($id)"), 't',
 	'its factors are there');
