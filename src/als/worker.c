@@ -163,6 +163,14 @@ typedef struct Job
 
 static Job *job = NULL;
 
+/*
+ * What a job allocates outside its transactions (its parameters, phase
+ * messages, the holdout report, an error's text): reset before each job,
+ * so a worker that trains many jobs in a row does not grow. The worker
+ * works in it between transactions (see commit_xact).
+ */
+static MemoryContext JobContext = NULL;
+
 static double
 now_s(void)
 {
@@ -398,6 +406,14 @@ begin_xact(void)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+}
+
+/* Commit, and work in JobContext again (a commit leaves us in TopMemoryContext). */
+static void
+commit_xact(void)
+{
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(JobContext);
 }
 
 /* ---------------------------------------------------------------- progress */
@@ -722,7 +738,7 @@ load_source(void)
 	SPI_finish();
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(saved_user, saved_sec);
-	CommitTransactionCommand();
+	commit_xact();
 	MemoryContextDelete(r.rowcxt);
 	progress_counts();
 
@@ -1437,7 +1453,7 @@ finish_job(double t_start)
 				 errmsg("model " INT64_FORMAT " is no longer marked as training", job->model_id)));
 	PopActiveSnapshot();
 	SPI_finish();
-	CommitTransactionCommand();
+	commit_xact();
 }
 
 /* ---------------------------------------------------------------- jobs */
@@ -1457,7 +1473,7 @@ read_job(int64 model_id)
 	HeapTuple	tup;
 	TupleDesc	td;
 	bool		isnull;
-	MemoryContext top = TopMemoryContext;
+	MemoryContext top = JobContext;
 	int			threads;
 	float8		reg,
 				alpha;
@@ -1513,7 +1529,7 @@ read_job(int64 model_id)
 	}
 	PopActiveSnapshot();
 	SPI_finish();
-	CommitTransactionCommand();
+	commit_xact();
 
 	/* the ranges rec.train() enforces */
 	if (job->p.solver < 0 ||
@@ -1652,7 +1668,7 @@ claim_job(void)
 	}
 	PopActiveSnapshot();
 	SPI_finish();
-	CommitTransactionCommand();
+	commit_xact();
 	return model_id;
 }
 
@@ -1675,7 +1691,7 @@ record_failure(int64 model_id, const char *message)
 		elog(ERROR, "could not update rec.models");
 	PopActiveSnapshot();
 	SPI_finish();
-	CommitTransactionCommand();
+	commit_xact();
 }
 
 /* Jobs left in 'training' by a crash: only this worker trains here. */
@@ -1697,7 +1713,7 @@ recover_jobs(void)
 						SPI_processed)));
 	PopActiveSnapshot();
 	SPI_finish();
-	CommitTransactionCommand();
+	commit_xact();
 }
 
 static bool
@@ -1709,7 +1725,7 @@ extension_installed(void)
 	ok = OidIsValid(get_extension_oid("rec", true)) &&
 		OidIsValid(get_namespace_oid("rec", true)) &&
 		OidIsValid(get_relname_relid("models", get_namespace_oid("rec", true)));
-	CommitTransactionCommand();
+	commit_xact();
 	return ok;
 }
 
@@ -1838,6 +1854,10 @@ rec_train_worker_main(Datum arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname("rec training worker");
 
+	JobContext = AllocSetContextCreate(TopMemoryContext, "rec training job",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(JobContext);
+
 	if (!extension_installed())
 		proc_exit(0);
 
@@ -1861,13 +1881,14 @@ rec_train_worker_main(Datum arg)
 			proc_exit(1);
 		}
 		recovering = true;
-		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextSwitchTo(JobContext);
 		edata = CopyErrorData();
 		EmitErrorReport();
 		AbortCurrentTransaction();
 		LWLockReleaseAll();
 		FlushErrorState();
 		job_cleanup();
+		MemoryContextSwitchTo(JobContext);
 
 		if (got_sigterm)
 			msg = pstrdup("training stopped: the server is shutting down (or the worker was terminated)");
@@ -1911,6 +1932,9 @@ rec_train_worker_main(Datum arg)
 	while (!got_sigterm)
 	{
 		int64		model_id;
+
+		MemoryContextSwitchTo(JobContext);
+		MemoryContextReset(JobContext);
 
 		if (ConfigReloadPending)
 		{

@@ -3,7 +3,8 @@
 # fast shutdown or a terminated worker leave the job failed with its reason
 # and nothing half-written, queued jobs survive a restart, the memory limit
 # refuses a job with a clear message, a thread that cannot start fails the
-# job with the reason, the thread cap applies, and the
+# job with the reason, a worker that trains job after job does not grow,
+# the thread cap applies, and the
 # portable and AVX2 kernels give the same model as the default one.
 use strict;
 use warnings;
@@ -187,6 +188,33 @@ like($node->safe_psql('postgres', "SELECT error FROM rec.models WHERE model_id =
 	'the error names what pthread_create returned');
 $id = $node->safe_psql('postgres', "SELECT rec.train('threads again', 'small', factors => 4, iterations => 2, threads => 2)");
 is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'ready', 'the next job trains');
+
+# --- a worker that trains job after job does not grow: what a job keeps
+# outside its transactions (here its 200 kB source text) is freed before
+# the next. Five jobs (two of which fail) run in one worker; the sixth
+# sleeps while the worker's memory is logged.
+my $pad = "/* " . ('x' x 200_000) . " */";
+my $batch = "BEGIN;\n";
+for my $n (1 .. 5)
+{
+	my $where = $n % 2 ? 'true' : 'false';
+	$batch .= "SELECT rec.train('job $n', 'SELECT user_id, item_id FROM small WHERE $where $pad', factors => 4, iterations => 2);\n";
+}
+$batch .= "SELECT rec.train('last', 'SELECT user_id, item_id FROM small, pg_sleep(2) $pad', factors => 4, iterations => 2);\nCOMMIT;\n";
+my @jobs = split /\n/, $node->safe_psql('postgres', $batch);
+$id = pop @jobs;
+$node->poll_query_until('postgres',
+	"SELECT phase = 'loading' FROM rec.training_progress WHERE model_id = $id")
+  or die "job $id did not start loading";
+is($node->safe_psql('postgres',
+	"SELECT string_agg(status, ' ' ORDER BY model_id) FROM rec.models WHERE model_id IN (" . join(',', @jobs) . ")"),
+	'ready failed ready failed ready', 'five jobs in a row, two failing');
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_log_backend_memory_contexts(pid) FROM rec.training_progress WHERE model_id = $id");
+$node->wait_for_log(qr/level: 0; TopMemoryContext: \d+ total/, $log_offset);
+my ($top) = slurp_file($node->logfile, $log_offset) =~ /level: 0; TopMemoryContext: (\d+) total/;
+ok($top < 400_000, "the worker's TopMemoryContext holds no earlier job ($top bytes)");
+is($node->safe_psql('postgres', "SELECT rec.wait($id, '60 s')"), 'ready', 'and the last job trains');
 
 # --- the memory limit
 $node->append_conf('postgresql.conf', "rec.train_memory_limit = '1MB'\n");
