@@ -12,7 +12,10 @@
  * version does not know get the popularity source instead.
  *
  * A version's tables have its id in their names, so this source keeps its
- * SPI plans per version (re-prepared when the deployed version changes).
+ * SPI plans per version. They are keyed by the OIDs of the version's two
+ * tables (and of rec.vector), not by the model id alone: after DROP EXTENSION
+ * and CREATE EXTENSION in a long-lived session, model ids start again at 1,
+ * and a plan kept for the old model 1 would name the dropped vector type.
  */
 #include "postgres.h"
 
@@ -32,8 +35,10 @@
 
 static SPIPlanPtr deployment_plan = NULL;
 
-/* plans for one deployed version */
-static int64 plans_model = 0;
+/* plans for one deployed version, and what they were prepared for */
+static Oid	plans_user_table = InvalidOid;
+static Oid	plans_item_table = InvalidOid;
+static Oid	plans_vector_type = InvalidOid;
 static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr items_plan = NULL;
 
@@ -48,35 +53,49 @@ model_table(int64 model_id, const char *side)
 }
 
 static void
-prepare_model_plans(int64 model_id)
+forget_model_plans(void)
 {
-	Oid			uargs[1] = {INT8OID};
-	Oid			iargs[2];
-	SPIPlanPtr	up,
-				ip;
-	char	   *q;
-
-	if (plans_model == model_id)
-		return;
 	if (user_plan)
 		SPI_freeplan(user_plan);
 	if (items_plan)
 		SPI_freeplan(items_plan);
 	user_plan = items_plan = NULL;
-	plans_model = 0;
+	plans_user_table = plans_item_table = plans_vector_type = InvalidOid;
+}
+
+/*
+ * Make user_plan and items_plan the plans of this version, whose tables
+ * have the given OIDs (locked by the caller).
+ */
+static void
+prepare_model_plans(int64 model_id, Oid user_table, Oid item_table)
+{
+	Oid			uargs[1] = {INT8OID};
+	Oid			iargs[2];
+	Oid			vector_type;
+	SPIPlanPtr	p;
+	char	   *q;
+
+	vector_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("vector"),
+								  ObjectIdGetDatum(get_namespace_oid(REC_SCHEMA, false)));
+	if (user_plan != NULL && items_plan != NULL &&
+		plans_user_table == user_table && plans_item_table == item_table &&
+		plans_vector_type == vector_type)
+		return;
+	forget_model_plans();
 
 	q = psprintf("SELECT factors FROM " REC_SCHEMA ".model_" INT64_FORMAT "_user_factors "
 				 "WHERE user_id = $1", model_id);
-	up = SPI_prepare(q, 1, uargs);
-	if (up == NULL || SPI_keepplan(up) != 0)
+	p = SPI_prepare(q, 1, uargs);
+	if (p == NULL || SPI_keepplan(p) != 0)
 		elog(ERROR, "rec: could not prepare \"%s\"", q);
+	user_plan = p;
 
 	/*
 	 * Fast-start plan: the index returns items best first, and the join
 	 * keeps the catalogue's available ones, until `want` are found.
 	 */
-	iargs[0] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("vector"),
-							   ObjectIdGetDatum(get_namespace_oid(REC_SCHEMA, false)));
+	iargs[0] = vector_type;
 	iargs[1] = INT8OID;
 	q = psprintf("SELECT f.item_id, -(f.factors OPERATOR(" REC_SCHEMA ".<#>) $1) "
 				 "FROM " REC_SCHEMA ".model_" INT64_FORMAT "_item_factors f "
@@ -84,12 +103,15 @@ prepare_model_plans(int64 model_id)
 				 "WHERE i.available "
 				 "ORDER BY f.factors OPERATOR(" REC_SCHEMA ".<#>) $1 "
 				 "LIMIT $2", model_id);
-	ip = SPI_prepare_cursor(q, 2, iargs, CURSOR_OPT_FAST_PLAN);
-	if (ip == NULL || SPI_keepplan(ip) != 0)
+	p = SPI_prepare_cursor(q, 2, iargs, CURSOR_OPT_FAST_PLAN);
+	if (p == NULL || SPI_keepplan(p) != 0)
 		elog(ERROR, "rec: could not prepare \"%s\"", q);
-	user_plan = up;
-	items_plan = ip;
-	plans_model = model_id;
+	items_plan = p;
+
+	/* both kept: only now do they count as this version's */
+	plans_user_table = user_table;
+	plans_item_table = item_table;
+	plans_vector_type = vector_type;
 }
 
 /*
@@ -103,6 +125,8 @@ rec_resolve_model(RecRequest *req, const char *surface)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int64		model_id;
+	Oid			user_table;
+	Oid			item_table;
 	bool		isnull;
 	Datum		d;
 	int			ret;
@@ -119,10 +143,11 @@ rec_resolve_model(RecRequest *req, const char *surface)
 	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 
-	if (!OidIsValid(model_table(model_id, "user")) ||
-		!OidIsValid(model_table(model_id, "item")))
+	user_table = model_table(model_id, "user");
+	item_table = model_table(model_id, "item");
+	if (!OidIsValid(user_table) || !OidIsValid(item_table))
 		return false;
-	prepare_model_plans(model_id);
+	prepare_model_plans(model_id, user_table, item_table);
 
 	args[0] = Int64GetDatum(req->user_id);
 	ret = SPI_execute_plan(user_plan, args, NULL, true, 1);
@@ -149,7 +174,7 @@ model_fetch(RecRequest *req, const RecCandidateSource *self)
 	int64		want = (int64) req->n + req->n_excluded;
 	int			ret;
 
-	prepare_model_plans(req->model_id);
+	/* rec_resolve_model() prepared items_plan for req->model_id */
 	args[0] = req->user_factors;
 	args[1] = Int64GetDatum(want);
 	ret = SPI_execute_plan(items_plan, args, NULL, true, 0);
