@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "utils/timestamp.h"
 
 #define REC_MAX_SOURCES 8
@@ -85,6 +86,26 @@ extern SPIPlanPtr rec_keep_plan(SPIPlanPtr *plan, const char *query,
  * it does not know the user (model.c).
  */
 extern bool rec_resolve_model(RecRequest *req, const char *surface);
+
+/*
+ * Set up a set-returning function's materialized result. Where the executor
+ * passes the expected row type (a call in FROM, or in a select list), the
+ * function uses a copy of it that the executor frees after the call.
+ * InitMaterializedSRF without MAT_SRF_USE_EXPECTED_DESC instead rebuilds
+ * the row type from pg_proc in the query's memory, and part of that is
+ * never freed: about 850 bytes per call, which adds up to hundreds of
+ * megabytes in one query that calls the function for a million users.
+ */
+static inline void
+rec_init_materialized_srf(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bits32		flags = 0;
+
+	if (rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) && rsinfo->expectedDesc != NULL)
+		flags |= MAT_SRF_USE_EXPECTED_DESC;
+	InitMaterializedSRF(fcinfo, flags);
+}
 
 /* Candidate sources. */
 extern const RecCandidateSource rec_source_popular;

@@ -183,7 +183,7 @@ rec_recommend(PG_FUNCTION_ARGS)
 				 errmsg("rec.recommend: n must be between 1 and %d, not %d",
 						REC_MAX_RESULTS, n)));
 
-	InitMaterializedSRF(fcinfo, 0);
+	rec_init_materialized_srf(fcinfo);
 
 	memset(&req, 0, sizeof(req));
 	req.user_id = user_id;

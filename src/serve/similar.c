@@ -364,7 +364,7 @@ rec_similar_items(PG_FUNCTION_ARGS)
 				 errmsg("rec.similar_items: n must be between 1 and %d, not %d",
 						REC_MAX_RESULTS, n)));
 
-	InitMaterializedSRF(fcinfo, 0);
+	rec_init_materialized_srf(fcinfo);
 
 	SPI_connect();
 	cands = count_cooccurrences(item_id, &ncands, &s, mcxt);
