@@ -39,6 +39,9 @@ rec_hnsw_init(void)
 	add_int_reloption(rhnsw_relopt_kind, "ef_construction",
 					  "Search width while building the graph",
 					  RHNSW_DEFAULT_EFC, RHNSW_MIN_EFC, RHNSW_MAX_EFC, AccessExclusiveLock);
+	add_bool_reloption(rhnsw_relopt_kind, "angular_links",
+					   "Inner product over vectors of differing norms: also link neighbours by angle",
+					   true, AccessExclusiveLock);
 
 	DefineCustomIntVariable("rec.hnsw_ef_search",
 							"Search width of rec_hnsw index scans (0: the width calibrated when the index was built).",
@@ -90,6 +93,7 @@ rhnsw_amoptions(Datum reloptions, bool validate)
 	static const relopt_parse_elt tab[] = {
 		{"m", RELOPT_TYPE_INT, offsetof(RHnswOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(RHnswOptions, efc)},
+		{"angular_links", RELOPT_TYPE_BOOL, offsetof(RHnswOptions, angular_links)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, rhnsw_relopt_kind,

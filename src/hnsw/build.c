@@ -35,7 +35,6 @@
 #include "access/xloginsert.h"
 #include "catalog/index.h"
 #include "commands/progress.h"
-#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
@@ -94,6 +93,8 @@ typedef struct BShared
 	slock_t		entry_lock;
 	uint32		entry;
 	int			entry_level;
+
+	bool		angular;		/* give layer 0 angular links too */
 } BShared;
 
 #define ParallelTableScanFromBShared(sh) \
@@ -149,6 +150,11 @@ typedef struct BGraph
 	uint32		exclude;		/* element a search must not see */
 
 	uint32		calibrated;		/* ef_search chosen at build, 0: none */
+
+	/* angular links (sh->angular): 1/|v| of every element, this participant's copy */
+	float	   *inv;
+	bool		by_angle;		/* searches measure the angle, query scaled by qinv */
+	float		qinv;
 	/* overflow: rows that did not fit */
 	double		skipped;
 	double		indtuples;
@@ -250,7 +256,8 @@ init_scratch(BGraph *g)
 	g->C = palloc(sizeof(Cand) * g->capC);
 	g->capW = g->efc + 2;
 	g->W = palloc(sizeof(Cand) * g->capW);
-	g->cands = palloc(sizeof(Cand) * (g->efc + g->m0 + 2));
+	/* a metric search's efc results, plus as many from an angular search */
+	g->cands = palloc(sizeof(Cand) * (2 * g->efc + g->m0 + 2));
 	g->cvecs = palloc(sizeof(float *) * (g->efc + g->m0 + 2));
 	g->sel = palloc(sizeof(uint32) * (g->m0 + 2));
 	g->lbuf = palloc(sizeof(uint32) * (g->m0 + 2));
@@ -271,7 +278,6 @@ load_one(BGraph *g, ItemPointer tid, Datum value)
 	float		norm2;
 	float	   *dst;
 	int			level;
-	pg_prng_state prng;
 
 	if (g->dims == 0)
 	{
@@ -312,9 +318,7 @@ load_one(BGraph *g, ItemPointer tid, Datum value)
 	}
 	g->tids[i] = *tid;
 	g->cnt0[i] = 0;
-	pg_prng_seed(&prng, ((uint64) ItemPointerGetBlockNumber(tid) << 16) ^
-				 ItemPointerGetOffsetNumber(tid) ^ UINT64CONST(0x9E3779B97F4A7C15));
-	level = rhnsw_random_level(&g->info, pg_prng_double(&prng));
+	level = rhnsw_tid_level(&g->info, tid);
 	g->upper[i] = RHNSW_INVALID;
 	if (level > 0)
 	{
@@ -381,7 +385,16 @@ gvec(BGraph *g, uint32 id)
 static inline float
 gdist(BGraph *g, const float *q, uint32 id)
 {
+	if (g->by_angle)
+		return -rec_kernel_dot(q, gvec(g, id), g->dims) * g->qinv * g->inv[id];
 	return rhnsw_distance(g->metric, q, gvec(g, id), g->dims);
+}
+
+/* the angular distance between two elements */
+static inline float
+angle_between(BGraph *g, uint32 a, uint32 b)
+{
+	return -rec_kernel_dot(gvec(g, a), gvec(g, b), g->dims) * g->inv[a] * g->inv[b];
 }
 
 /* copy the list of id at layer lc into out; returns its length */
@@ -662,6 +675,50 @@ select_mem(BGraph *g, const Cand *c, int nc, int k, uint32 *out)
 	return nsel;
 }
 
+/*
+ * The links of element b on layer lc from the candidates c[0..nc), sorted
+ * by the metric: the heuristic's picks and, on layer 0 with angular links,
+ * up to RHNSW_ANGULAR_LINKS(m) more picked by angle (see
+ * RHNSW_META_ANGULAR and rhnsw_select_links, its on-disk twin).
+ */
+static int
+select_links_mem(BGraph *g, uint32 b, const Cand *c, int nc, int k, uint32 *out)
+{
+	int			n = select_mem(g, c, nc, k, out);
+	int			limit;
+	int			nang = 0;
+	uint32		sel[RHNSW_MAX_M];
+	Cand	   *a;
+
+	if (!g->sh->angular || n >= k || nc == 0)
+		return n;
+	limit = Min(k, n + RHNSW_ANGULAR_LINKS(g->m));
+	a = palloc(sizeof(Cand) * nc);
+	for (int i = 0; i < nc; i++)
+	{
+		a[i].id = c[i].id;
+		a[i].d = angle_between(g, b, c[i].id);
+	}
+	qsort(a, nc, sizeof(Cand), cand_cmp);
+	for (int i = 0; i < nc && n < limit; i++)
+	{
+		bool		good = true;
+
+		for (int j = 0; j < n && good; j++)
+			good = (out[j] != a[i].id);
+		for (int j = 0; j < nang && good; j++)
+			if (angle_between(g, a[i].id, sel[j]) < a[i].d)
+				good = false;
+		if (good)
+		{
+			sel[nang++] = a[i].id;
+			out[n++] = a[i].id;
+		}
+	}
+	pfree(a);
+	return n;
+}
+
 /* add x to n's layer-lc list, pruning with the heuristic when full */
 static void
 link_mem(BGraph *g, uint32 n, int lc, uint32 x, float dnx)
@@ -700,13 +757,105 @@ link_mem(BGraph *g, uint32 n, int lc, uint32 x, float dnx)
 		c[nold].id = x;
 		c[nold].d = dnx;
 		qsort(c, nold + 1, sizeof(Cand), cand_cmp);
-		nnew = select_mem(g, c, nold + 1, cap, new);
+		nnew = (lc == 0) ? select_links_mem(g, n, c, nold + 1, cap, new) :
+			select_mem(g, c, nold + 1, cap, new);
 		for (int i = 0; i < nnew; i++)
 			if (new[i] == x)
 				found = true;
 		if (!found)
 			return;
 		if (swap_list(g, n, lc, old, nold, new, nnew))
+			return;
+	}
+}
+
+/*
+ * With angular links: search layer 0 by angle from the elements the
+ * search by the metric found (res[0..nres)) and add what it finds, so that
+ * the angular picks come from x's angular neighbourhood. res has room for
+ * efc more; returns the new count, sorted by the metric again.
+ */
+static int
+add_angular_cands(BGraph *g, uint32 x, Cand *res, int nres)
+{
+	const float *q = gvec(g, x);
+	Cand	   *e = palloc(sizeof(Cand) * Max(nres, 1));
+	Cand	   *a = palloc(sizeof(Cand) * (g->efc + 2));
+	int			na;
+	int			n = nres;
+
+	g->by_angle = true;
+	g->qinv = g->inv[x];
+	for (int i = 0; i < nres; i++)
+	{
+		e[i].id = res[i].id;
+		e[i].d = gdist(g, q, res[i].id);
+	}
+	na = search_layer(g, q, e, nres, g->efc, 0, a);
+	g->by_angle = false;
+	for (int i = 0; i < na; i++)
+	{
+		bool		dup = false;
+
+		for (int j = 0; j < nres && !dup; j++)
+			dup = (res[j].id == a[i].id);
+		if (dup)
+			continue;
+		res[n].id = a[i].id;
+		res[n].d = gdist(g, q, a[i].id);
+		n++;
+	}
+	qsort(res, n, sizeof(Cand), cand_cmp);
+	pfree(e);
+	pfree(a);
+	return n;
+}
+
+/*
+ * Give x its own layer-lc list. In a parallel build another participant
+ * can link to x before x gets here: its search on layer lc may start from
+ * x, found on the layer above, and then pick x as a neighbour, writing
+ * itself into x's list. Such links are kept: the list becomes the
+ * selection over both, not a blind overwrite that would leave x with
+ * only the links others gave it.
+ */
+static void
+set_own_list(BGraph *g, uint32 x, int lc, const uint32 *sel, int nsel)
+{
+	int			cap = (lc == 0) ? g->m0 : g->m;
+	uint32		old[RHNSW_MAX_M * 2 + 1];
+	uint32		merged[RHNSW_MAX_M * 4 + 2];
+	Cand		c[RHNSW_MAX_M * 4 + 2];
+
+	for (;;)
+	{
+		int			nold = get_list(g, x, lc, old);
+		int			nc = 0;
+		int			nm;
+
+		if (nold == 0)
+		{
+			if (swap_list(g, x, lc, old, 0, sel, nsel))
+				return;
+			continue;
+		}
+		for (int i = 0; i < nsel + nold; i++)
+		{
+			uint32		id = (i < nsel) ? sel[i] : old[i - nsel];
+			bool		dup = false;
+
+			for (int j = 0; j < nc && !dup; j++)
+				dup = (c[j].id == id);
+			if (dup || id == x)
+				continue;
+			c[nc].id = id;
+			c[nc].d = gdist(g, gvec(g, x), id);
+			nc++;
+		}
+		qsort(c, nc, sizeof(Cand), cand_cmp);
+		nm = (lc == 0) ? select_links_mem(g, x, c, nc, cap, merged) :
+			select_mem(g, c, nc, cap, merged);
+		if (swap_list(g, x, lc, old, nold, merged, nm))
 			return;
 	}
 }
@@ -774,9 +923,11 @@ insert_mem(BGraph *g, uint32 x)
 		int			nsel;
 
 		nres = search_layer(g, q, entries, nentries, g->efc, lc, res);
-		nsel = select_mem(g, res, nres, cap, g->sel);
-		/* x's own list: nobody else writes it before x is linked */
-		swap_list(g, x, lc, NULL, 0, g->sel, nsel);
+		if (lc == 0 && sh->angular && g->inv[x] > 0.0f)
+			nres = add_angular_cands(g, x, res, nres);
+		nsel = (lc == 0) ? select_links_mem(g, x, res, nres, cap, g->sel) :
+			select_mem(g, res, nres, cap, g->sel);
+		set_own_list(g, x, lc, g->sel, nsel);
 		for (int i = 0; i < nsel; i++)
 		{
 			float		d = 0;
@@ -786,8 +937,11 @@ insert_mem(BGraph *g, uint32 x)
 					d = res[j].d;
 			link_mem(g, g->sel[i], lc, x, d);
 		}
-		memcpy(entries, res, sizeof(Cand) * nres);
-		nentries = nres;
+		if (lc > 0)
+		{
+			memcpy(entries, res, sizeof(Cand) * nres);
+			nentries = nres;
+		}
 	}
 	g->exclude = RHNSW_INVALID;
 	pfree(entries);
@@ -817,6 +971,18 @@ insert_loop(BGraph *g)
 		g->visitcap = n;
 		g->epoch = 0;
 	}
+	if (sh->angular && g->inv == NULL)
+	{
+		g->inv = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) Max(n, 1));
+		for (uint32 i = 0; i < n; i++)
+		{
+			float		n2 = rec_kernel_dot(gvec(g, i), gvec(g, i), g->dims);
+
+			g->inv[i] = n2 > 0.0f ? 1.0f / sqrtf(n2) : 0.0f;
+			if ((i & 65535) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+	}
 	for (;;)
 	{
 		uint32		x = pg_atomic_fetch_add_u32(&sh->next_insert, 1);
@@ -839,6 +1005,22 @@ prepare_graph(BGraph *g, uint32 n)
 	BShared    *sh = g->sh;
 
 	sh->n = n;
+	/* angular links add nothing when every norm is the same (unit vectors) */
+	sh->angular = false;
+	if (g->metric == RHNSW_METRIC_IP && n > 1 && rhnsw_option_angular(g->index))
+	{
+		float		lo = FLT_MAX;
+		float		hi = 0.0f;
+
+		for (uint32 i = 0; i < n; i++)
+		{
+			float		n2 = rec_kernel_dot(gvec(g, i), gvec(g, i), g->dims);
+
+			lo = Min(lo, n2);
+			hi = Max(hi, n2);
+		}
+		sh->angular = (hi > lo * 1.001f);
+	}
 	sh->entry = n > 0 ? 0 : RHNSW_INVALID;
 	sh->entry_level = n > 0 ? g->levels[0] : -1;
 	pg_atomic_write_u32(&sh->next_insert, 1);
@@ -1287,6 +1469,8 @@ write_graph(BGraph *g, ForkNumber fork, int dims_known)
 		mp->entry_level = sh->entry_level;
 		mp->ef_search = g->calibrated;
 	}
+	if (n > 0 ? !sh->angular : !rhnsw_option_angular(g->index))
+		mp->flags &= ~RHNSW_META_ANGULAR;
 	if (n == 0)
 	{
 		pw_finish(&pw);
@@ -1547,6 +1731,7 @@ typedef struct OverflowState
 	int			metric;
 	double		inserted;
 	float	   *vec;
+	MemoryContext tmpctx;		/* reset after each row */
 } OverflowState;
 
 static void
@@ -1562,7 +1747,14 @@ overflow_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	if (!rhnsw_prepare_vector(index, &os->info, os->metric, values[0], os->vec, &norm2))
 		return;
-	rhnsw_insert_vector(index, os->vec, norm2, tid, true);
+	/* the scan calls us in its caller's context: an insert's searches go here */
+	{
+		MemoryContext old = MemoryContextSwitchTo(os->tmpctx);
+
+		rhnsw_insert_vector(index, os->vec, norm2, tid, true);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(os->tmpctx);
+	}
 	os->inserted++;
 	CHECK_FOR_INTERRUPTS();
 }
@@ -1791,6 +1983,8 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		os.metric = metric;
 		os.inserted = 0;
 		os.vec = palloc(sizeof(float) * g.dims);
+		os.tmpctx = AllocSetContextCreate(CurrentMemoryContext, "rec_hnsw overflow insert",
+										  ALLOCSET_DEFAULT_SIZES);
 		if (pcxt != NULL)
 		{
 			WaitForParallelWorkersToFinish(pcxt);
@@ -1802,6 +1996,7 @@ rhnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		}
 		table_index_build_scan(heap, index, indexInfo, true, false,
 							   overflow_callback, (void *) &os, NULL);
+		MemoryContextDelete(os.tmpctx);
 		result->index_tuples += os.inserted;
 	}
 
@@ -1836,5 +2031,7 @@ rhnsw_buildempty(Relation index)
 	pw_init(&pw, index, INIT_FORKNUM);
 	page = pw_page(&pw);
 	rhnsw_init_meta(page, typmod > 0 ? typmod : 0, m, efc, metric, typmod > 0 ? &info : NULL);
+	if (!rhnsw_option_angular(index))
+		RHnswPageGetMeta(page)->flags &= ~RHNSW_META_ANGULAR;
 	pw_finish(&pw);
 }

@@ -62,6 +62,12 @@
 #define RHNSW_METRIC_L2		1
 #define RHNSW_METRIC_IP		2
 #define RHNSW_METRIC_COS	3
+/*
+ * Not an index metric: the angle between raw vectors (the query normalised,
+ * the stored vector divided by the norm its slot records). Searches of an
+ * inner-product index use it to find angular neighbours for its links.
+ */
+#define RHNSW_METRIC_ANGLE	4
 
 /* reloption limits */
 #define RHNSW_DEFAULT_M		16
@@ -108,8 +114,24 @@ typedef struct RHnswMetaData
 	uint32		entry;			/* slot id of the entry point */
 	int32		entry_level;	/* -1: empty graph */
 	uint32		ef_search;		/* calibrated search width (0: none) */
-	uint32		unused;
+	uint32		flags;			/* RHNSW_META_* */
 } RHnswMetaData;
+
+/*
+ * An inner-product index over vectors whose norms differ: besides the
+ * links the heuristic picks by inner product, each element's layer-0 list
+ * gets up to RHNSW_ANGULAR_LINKS(m) links to its neighbours by angle. By
+ * inner product alone, every element links to the few vectors of the
+ * largest norms, so an element of middling norm gets almost no in-links:
+ * the search finds the top few results well but hardly reaches the ones
+ * below them, which is what a filtered scan needs. Angular links keep
+ * every direction connected. An inner-product index starts with the flag;
+ * a build clears it when all norms are equal (unit vectors: the angle
+ * orders neighbours as the inner product does, so there is nothing to add)
+ * or when the reloption angular_links is off.
+ */
+#define RHNSW_META_ANGULAR		0x0001
+#define RHNSW_ANGULAR_LINKS(m)	((m) / 2)
 
 #define RHnswPageGetMeta(page) ((RHnswMetaData *) PageGetContents(page))
 
@@ -154,6 +176,7 @@ typedef struct RHnswInfo
 	int			per_page;
 	int			vec_off;		/* offset of vec[] in an ELEMENT slot */
 	int			ids_off;		/* offset of ids[] in an UPPER slot */
+	bool		angular;		/* RHNSW_META_ANGULAR */
 } RHnswInfo;
 
 static inline uint32 *
@@ -219,6 +242,7 @@ typedef struct RHnswOptions
 	int32		vl_len_;
 	int			m;
 	int			efc;
+	bool		angular_links;
 } RHnswOptions;
 
 /* the search width a scan uses: the setting, else the calibrated one */
@@ -236,6 +260,7 @@ rhnsw_effective_ef(const RHnswMetaData *meta)
 extern int	rhnsw_index_metric(Relation index);
 extern void rhnsw_info_compute(RHnswInfo *info, int dims, int m, int efc, int metric);
 extern void rhnsw_options(Relation index, int *m, int *efc);
+extern bool rhnsw_option_angular(Relation index);
 extern void rhnsw_read_meta(Relation index, RHnswMetaData *meta);
 extern bool rhnsw_get_info(Relation index, RHnswInfo *info, RHnswMetaData *meta);
 extern void rhnsw_init_page(Page page, uint16 type);
@@ -243,6 +268,7 @@ extern void rhnsw_fill_slot_page(Page page, const RHnswInfo *info);
 extern void rhnsw_init_meta(Page page, int dims, int m, int efc, int metric,
 							const RHnswInfo *info);
 extern int	rhnsw_random_level(const RHnswInfo *info, double r);
+extern int	rhnsw_tid_level(const RHnswInfo *info, ItemPointer tid);
 extern int	rhnsw_value_dims(Datum value);
 extern bool rhnsw_prepare_vector(Relation index, const RHnswInfo *info, int metric,
 								 Datum value, float *out, float *norm2);
@@ -357,10 +383,15 @@ typedef struct RHnswCand
 	float		d;
 	uint32		id;
 	const float *vec;
+	float		norm;			/* |vec|: used for angular links only */
 } RHnswCand;
 
 extern int	rhnsw_select_neighbors(int metric, int dims, RHnswCand *c, int nc, int k,
 								   uint32 *out);
+extern int	rhnsw_select_links(const RHnswInfo *info, int lc, float base_norm,
+							   RHnswCand *c, int nc, int k, uint32 *out);
+extern float rhnsw_angle_distance(const float *a, float anorm, const float *b, float bnorm,
+								  int dims);
 extern void rhnsw_sort_cands(RHnswCand *c, int n);
 extern bool rhnsw_read_vector(Relation index, const RHnswInfo *info, uint32 id,
 							  float *vec, float *norm2, bool *deleted);

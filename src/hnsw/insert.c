@@ -26,9 +26,9 @@
 #include "postgres.h"
 
 #include <float.h>
+#include <math.h>
 
 #include "access/generic_xlog.h"
-#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
@@ -92,6 +92,71 @@ rhnsw_select_neighbors(int metric, int dims, RHnswCand *c, int nc, int k, uint32
 		out[j] = c[sel[j]].id;
 	pfree(sel);
 	return nsel;
+}
+
+/* the angular distance between two raw vectors, given their norms */
+float
+rhnsw_angle_distance(const float *a, float anorm, const float *b, float bnorm, int dims)
+{
+	/* a zero vector has no direction: as if orthogonal to everything */
+	if (!(anorm > 0.0f) || !(bnorm > 0.0f))
+		return 0.0f;
+	return -rec_kernel_dot(a, b, dims) / (anorm * bnorm);
+}
+
+/*
+ * The links of one element on layer lc: the heuristic's picks by the
+ * index's metric and, on layer 0 of an index with angular links (see
+ * RHNSW_META_ANGULAR), up to RHNSW_ANGULAR_LINKS(m) more that the same
+ * heuristic picks by angle among the candidates left. c[] is sorted by d,
+ * the metric distance to the base (for inner product, minus the product,
+ * so the angle is d / (|c| |base|)); c[].norm must be set for angular
+ * links.
+ */
+int
+rhnsw_select_links(const RHnswInfo *info, int lc, float base_norm, RHnswCand *c, int nc,
+				   int k, uint32 *out)
+{
+	int			n = rhnsw_select_neighbors(info->metric, info->dims, c, nc, k, out);
+	int			limit;
+	int			nang = 0;
+	RHnswCand  *a;
+	int		   *sel;
+
+	if (!info->angular || lc != 0 || n >= k || nc == 0)
+		return n;
+	limit = Min(k, n + RHNSW_ANGULAR_LINKS(info->m));
+	a = palloc(sizeof(RHnswCand) * nc);
+	sel = palloc(sizeof(int) * (limit + 1));
+	for (int i = 0; i < nc; i++)
+	{
+		a[i] = c[i];
+		a[i].d = (base_norm > 0.0f && c[i].norm > 0.0f) ?
+			c[i].d / (base_norm * c[i].norm) : 0.0f;
+	}
+	rhnsw_sort_cands(a, nc);
+	for (int i = 0; i < nc && n < limit; i++)
+	{
+		bool		good = true;
+
+		for (int j = 0; j < n && good; j++)
+			good = (out[j] != a[i].id);
+		for (int j = 0; j < nang && good; j++)
+		{
+			RHnswCand  *s = &a[sel[j]];
+
+			if (rhnsw_angle_distance(a[i].vec, a[i].norm, s->vec, s->norm, info->dims) < a[i].d)
+				good = false;
+		}
+		if (good)
+		{
+			sel[nang++] = i;
+			out[n++] = a[i].id;
+		}
+	}
+	pfree(a);
+	pfree(sel);
+	return n;
 }
 
 /* Read an element's vector; false if the slot holds no element. */
@@ -557,14 +622,16 @@ add_link(Relation index, const RHnswInfo *info, int metric,
 				c[nc].id = old[i];
 				c[nc].vec = v;
 				c[nc].d = rhnsw_distance(metric, nvec, v, info->dims);
+				c[nc].norm = sqrtf(Max(norm2, 0.0f));
 				nc++;
 			}
 			c[nc].id = x;
 			c[nc].vec = xvec;
 			c[nc].d = dnx;
+			c[nc].norm = sqrtf(Max(rec_kernel_dot(xvec, xvec, info->dims), 0.0f));
 			nc++;
 			rhnsw_sort_cands(c, nc);
-			nnew = rhnsw_select_neighbors(metric, info->dims, c, nc, cap, new);
+			nnew = rhnsw_select_links(info, lc, sqrtf(Max(nnorm2, 0.0f)), c, nc, cap, new);
 			for (int i = 0; i < nnew; i++)
 				if (new[i] == x)
 					present = true;
@@ -800,6 +867,50 @@ force_link0(Relation index, const RHnswInfo *info, uint32 n, uint32 x, int xchos
 /* ---------------------------------------------------------------- insert */
 
 /*
+ * An index with angular links: search layer 0 by angle from the elements
+ * the inner-product search found, and add what it finds to c[0..nc) (which
+ * has room for info->efc more), sorted again by inner product. The vectors
+ * of the added candidates live in *as until the caller is done.
+ */
+static int
+add_angular_cands(Relation index, const RHnswInfo *info, const float *vec, float xnorm,
+				  RHnswSearch *as, RHnswCand *c, int nc)
+{
+	RHnswFound **res = palloc(sizeof(RHnswFound *) * info->efc);
+	float	   *qn = palloc(sizeof(float) * info->dims);
+	int			nres;
+	int			n = nc;
+
+	for (int i = 0; i < info->dims; i++)
+		qn[i] = vec[i] / xnorm;
+	rhnsw_search_init(as, index, info, RHNSW_METRIC_ANGLE);
+	as->q = qn;
+	as->keep_vecs = true;
+	rhnsw_search_reset(as, info->efc);
+	for (int i = 0; i < nc; i++)
+		rhnsw_search_add_entry(as, c[i].id, 0);
+	rhnsw_search_run(as, 0);
+	nres = rhnsw_search_results(as, res, info->efc);
+	for (int i = 0; i < nres; i++)
+	{
+		bool		dup = false;
+
+		for (int j = 0; j < nc && !dup; j++)
+			dup = (c[j].id == res[i]->id);
+		if (dup)
+			continue;
+		c[n].id = res[i]->id;
+		c[n].vec = rhnsw_found_vec(as, res[i]);
+		c[n].d = rhnsw_distance(info->metric, vec, c[n].vec, info->dims);
+		c[n].norm = sqrtf(Max(rec_kernel_dot(c[n].vec, c[n].vec, info->dims), 0.0f));
+		n++;
+	}
+	rhnsw_sort_cands(c, n);
+	pfree(res);
+	return n;
+}
+
+/*
  * Insert one prepared vector. The caller holds the update lock: in share
  * mode (alone = false), or exclusively, or is the only writer (a build).
  * Returns false, having changed nothing, when the graph offers no live
@@ -827,12 +938,13 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 	bool		linked0 = false;
 	RHnswCand  *res0 = NULL;
 	int			nres0 = 0;
+	RHnswSearch as;				/* the angular search; its vectors back c[] */
 
 	if (!rhnsw_get_info(index, &info, &meta))
 		elog(ERROR, "rec_hnsw index without dimensions");
 	metric = meta.metric;
 
-	level = rhnsw_random_level(&info, pg_prng_double(&pg_global_prng_state));
+	level = rhnsw_tid_level(&info, tid);
 
 	lists = palloc0(sizeof(uint32 *) * (level + 1));
 	dists = palloc0(sizeof(float *) * (level + 1));
@@ -846,7 +958,8 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 	if (meta.entry != RHNSW_INVALID)
 	{
 		RHnswFound **res = palloc(sizeof(RHnswFound *) * info.efc);
-		RHnswCand  *c = palloc(sizeof(RHnswCand) * info.efc);
+		RHnswCand  *c = palloc(sizeof(RHnswCand) * info.efc * 2);
+		float		xnorm = sqrtf(Max(norm2, 0.0f));
 
 		rhnsw_search_init(&s, index, &info, metric);
 		s.q = vec;
@@ -859,6 +972,7 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 		for (int lc = Min(level, top); lc >= 0; lc--)
 		{
 			int			nres;
+			int			nc;
 			int			cap = (lc == 0) ? info.m0 : info.m;
 
 			rhnsw_search_reset(&s, info.efc);
@@ -873,8 +987,12 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 				c[i].d = res[i]->d;
 				c[i].id = res[i]->id;
 				c[i].vec = rhnsw_found_vec(&s, res[i]);
+				c[i].norm = sqrtf(Max(rec_kernel_dot(c[i].vec, c[i].vec, info.dims), 0.0f));
 			}
-			counts[lc] = rhnsw_select_neighbors(metric, info.dims, c, nres, cap, lists[lc]);
+			nc = nres;
+			if (lc == 0 && info.angular && xnorm > 0.0f)
+				nc = add_angular_cands(index, &info, vec, xnorm, &as, c, nres);
+			counts[lc] = rhnsw_select_links(&info, lc, xnorm, c, nc, cap, lists[lc]);
 			if (lc == 0)
 			{
 				res0 = palloc(sizeof(RHnswCand) * Max(nres, 1));
@@ -882,7 +1000,7 @@ rhnsw_insert_vector(Relation index, const float *vec, float norm2, ItemPointer t
 				nres0 = nres;
 			}
 			for (int i = 0; i < counts[lc]; i++)
-				for (int j = 0; j < nres; j++)
+				for (int j = 0; j < nc; j++)
 					if (c[j].id == lists[lc][i])
 						dists[lc][i] = c[j].d;
 			nep = 0;

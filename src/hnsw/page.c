@@ -9,6 +9,7 @@
 
 #include "access/generic_xlog.h"
 #include "access/reloptions.h"
+#include "common/pg_prng.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
@@ -50,6 +51,7 @@ rhnsw_info_compute(RHnswInfo *info, int dims, int m, int efc, int metric)
 	info->m0 = 2 * m;
 	info->efc = efc;
 	info->metric = metric;
+	info->angular = false;
 	info->vec_off = RHNSW_SLOT_HDR + sizeof(uint32) * info->m0;
 	slot = MAXALIGN(info->vec_off + sizeof(float) * dims);
 
@@ -88,6 +90,15 @@ rhnsw_options(Relation index, int *m, int *efc)
 
 	*m = opts ? opts->m : RHNSW_DEFAULT_M;
 	*efc = opts ? opts->efc : RHNSW_DEFAULT_EFC;
+}
+
+/* the angular_links reloption (only inner-product indexes use it) */
+bool
+rhnsw_option_angular(Relation index)
+{
+	RHnswOptions *opts = (RHnswOptions *) index->rd_options;
+
+	return opts ? opts->angular_links : true;
 }
 
 void
@@ -140,6 +151,7 @@ rhnsw_get_info(Relation index, RHnswInfo *info, RHnswMetaData *meta)
 				 errmsg("index \"%s\" has an inconsistent meta page", RelationGetRelationName(index)),
 				 errdetail("Slot size %u, %u slots per page, entry point %u at level %d.",
 						   meta->slot_size, meta->per_page, meta->entry, meta->entry_level)));
+	info->angular = (meta->metric == RHNSW_METRIC_IP && (meta->flags & RHNSW_META_ANGULAR) != 0);
 	return true;
 }
 
@@ -193,7 +205,23 @@ rhnsw_init_meta(Page page, int dims, int m, int efc, int metric, const RHnswInfo
 	mp->entry = RHNSW_INVALID;
 	mp->entry_level = -1;
 	mp->ef_search = 0;
+	mp->flags = (metric == RHNSW_METRIC_IP) ? RHNSW_META_ANGULAR : 0;
 	((PageHeader) page)->pd_lower = ((char *) mp + sizeof(RHnswMetaData)) - (char *) page;
+}
+
+/*
+ * An element's level, drawn from the level distribution with its heap TID
+ * as the seed: a build and inserts give a row the same level, and the same
+ * rows inserted in the same order make the same graph.
+ */
+int
+rhnsw_tid_level(const RHnswInfo *info, ItemPointer tid)
+{
+	pg_prng_state prng;
+
+	pg_prng_seed(&prng, ((uint64) ItemPointerGetBlockNumber(tid) << 16) ^
+				 ItemPointerGetOffsetNumber(tid) ^ UINT64CONST(0x9E3779B97F4A7C15));
+	return rhnsw_random_level(info, pg_prng_double(&prng));
 }
 
 int

@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include <float.h>
+#include <math.h>
 
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -336,7 +337,11 @@ visit_block(RHnswSearch *s, BlockNumber blkno, const uint32 *ids, int n, int lc,
 		}
 		f = &s->found[s->nfound];
 		vec = rhnsw_slot_vec(info, slot);
-		f->d = rhnsw_distance(s->metric, s->q, vec, info->dims);
+		if (s->metric == RHNSW_METRIC_ANGLE)
+			f->d = slot->norm2 > 0.0f ?
+				-rec_kernel_dot(s->q, vec, info->dims) / sqrtf(slot->norm2) : 0.0f;
+		else
+			f->d = rhnsw_distance(s->metric, s->q, vec, info->dims);
 		f->id = ids[i];
 		f->upper = slot->upper;
 		f->tid = slot->heaptid;

@@ -27,6 +27,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
@@ -324,10 +326,12 @@ repair_job(VacState *vs, RepairJob *job)
 		c[nc].id = ids[i];
 		c[nc].vec = v;
 		c[nc].d = rhnsw_distance(vs->metric, ovec, v, info->dims);
+		c[nc].norm = sqrtf(Max(norm2, 0.0f));
 		nc++;
 	}
 	rhnsw_sort_cands(c, nc);
-	job->nnew = rhnsw_select_neighbors(vs->metric, info->dims, c, nc, cap, job->new);
+	job->nnew = rhnsw_select_links(info, job->lc, sqrtf(Max(onorm2, 0.0f)), c, nc, cap,
+								   job->new);
 
 	/*
 	 * Deleting elements takes in-links away from their neighbours; keep

@@ -19,7 +19,8 @@
 # pgvector), FILTER_QUERIES (200), FILTERS ("10pct 1pct 2pct_far"),
 # REC_FILTER_SETTINGS (a list of rec variants for the filtered queries,
 # separated by ';', each a list of name=value; default: one variant with the
-# defaults), CHURN (unset), ENGINES ("rec pgvector"), PORT (5498),
+# defaults), REC_RELOPTS (more reloptions for rec's index, e.g.
+# ", angular_links = off"), CHURN (unset), ENGINES ("rec pgvector"), PORT (5498),
 # KEEP=1 keeps the server's directory.
 #
 # Prints, per engine: serial and parallel build time, index size, and per
@@ -156,7 +157,7 @@ build() {
 	psql -c "DROP INDEX IF EXISTS ${table}_idx"
 	psql -c "CHECKPOINT"
 	local t=$(ms)
-	psql -c "SET max_parallel_maintenance_workers = $2; CREATE INDEX ${table}_idx ON $table USING $am (v $opc) WITH (m = $M, ef_construction = $EFC)"
+	psql -c "SET max_parallel_maintenance_workers = $2; CREATE INDEX ${table}_idx ON $table USING $am (v $opc) WITH (m = $M, ef_construction = $EFC$( [ "$1" = rec ] && echo "${REC_RELOPTS:-}"))"
 	echo $((($(ms) - t) / 1000000))
 }
 
