@@ -770,6 +770,45 @@ link_mem(BGraph *g, uint32 n, int lc, uint32 x, float dnx)
 }
 
 /*
+ * Greedy descent from cur through layers from down to (not including) to:
+ * on each layer move to a closer neighbour while there is one. Element x
+ * is never stepped on (it is the one being inserted, or the calibration
+ * query kept out of its own search).
+ */
+static Cand
+descend_greedy(BGraph *g, const float *q, uint32 x, Cand cur, int from, int to)
+{
+	for (int lc = from; lc > to; lc--)
+	{
+		bool		changed = true;
+
+		if (g->levels[cur.id] < lc)
+			continue;
+		while (changed)
+		{
+			int			n = get_list(g, cur.id, lc, g->lbuf);
+
+			changed = false;
+			for (int i = 0; i < n; i++)
+			{
+				float		d;
+
+				if (g->lbuf[i] == x)
+					continue;
+				d = gdist(g, q, g->lbuf[i]);
+				if (d < cur.d)
+				{
+					cur.d = d;
+					cur.id = g->lbuf[i];
+					changed = true;
+				}
+			}
+		}
+	}
+	return cur;
+}
+
+/*
  * With angular links: search layer 0 by angle from the elements the
  * search by the metric found (res[0..nres)) and add what it finds, so that
  * the angular picks come from x's angular neighbourhood. res has room for
@@ -882,31 +921,7 @@ insert_mem(BGraph *g, uint32 x)
 	cur.id = ep;
 	cur.d = gdist(g, q, ep);
 	/* greedy descent through the layers above the element's level */
-	for (int lc = eplevel; lc > level; lc--)
-	{
-		bool		changed = true;
-
-		while (changed)
-		{
-			int			n = get_list(g, cur.id, lc, g->lbuf);
-
-			changed = false;
-			for (int i = 0; i < n; i++)
-			{
-				float		d;
-
-				if (g->lbuf[i] == x)
-					continue;
-				d = gdist(g, q, g->lbuf[i]);
-				if (d < cur.d)
-				{
-					cur.d = d;
-					cur.id = g->lbuf[i];
-					changed = true;
-				}
-			}
-		}
-	}
+	cur = descend_greedy(g, q, x, cur, eplevel, level);
 
 	entries = palloc(sizeof(Cand) * (g->efc + 1));
 	entries[0] = cur;
@@ -1248,33 +1263,7 @@ calibrate(BGraph *g)
 			if (cur.id == x)
 				cur.id = g->nbr0[(Size) x * g->m0];
 			cur.d = gdist(g, q, cur.id);
-			for (int lc = sh->entry_level; lc > 0; lc--)
-			{
-				bool		changed = true;
-
-				if (g->levels[cur.id] < lc)
-					continue;
-				while (changed)
-				{
-					int			cnt = get_list(g, cur.id, lc, g->lbuf);
-
-					changed = false;
-					for (int i = 0; i < cnt; i++)
-					{
-						float		d;
-
-						if (g->lbuf[i] == x)
-							continue;
-						d = gdist(g, q, g->lbuf[i]);
-						if (d < cur.d)
-						{
-							cur.d = d;
-							cur.id = g->lbuf[i];
-							changed = true;
-						}
-					}
-				}
-			}
+			cur = descend_greedy(g, q, x, cur, sh->entry_level, 0);
 			/* layer 0 with x kept out: mark it visited up front */
 			nres = search_layer_excluding(g, q, &cur, ef, x, res);
 			for (int i = 0; i < nres && i < RHNSW_CAL_K; i++)
