@@ -1033,6 +1033,8 @@ prepare_graph(BGraph *g, uint32 n)
 
 			lo = Min(lo, n2);
 			hi = Max(hi, n2);
+			if ((i & 65535) == 0)
+				CHECK_FOR_INTERRUPTS();
 		}
 		sh->angular = (hi > lo * 1.001f);
 	}
